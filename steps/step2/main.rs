@@ -1,0 +1,201 @@
+//! Step 2: namespaces (book: chapter 2).
+//!
+//! The child is cloned into new UTS, PID and mount namespaces: it gets its own
+//! hostname, its own PID numbering (it is PID 1), and its own mount table,
+//! which it first makes private so that nothing it mounts reaches the host.
+
+use std::ffi::CString;
+use std::io::{self, IsTerminal};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use color_eyre::Section;
+use color_eyre::config::{HookBuilder, Theme};
+use color_eyre::eyre::{Report, Result, WrapErr};
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, clone};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Pid, execv, sethostname};
+
+#[derive(Parser)]
+#[command(
+    name = "step2",
+    about = "Step 2, namespaces: the child gets its own hostname, PIDs and mounts (book: chapter 2).",
+    after_help = "Example: just step2 run --hostname box sh -c 'hostname; echo my PID is $$'"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run CMD in a container
+    Run(Container),
+    /// What runs inside the container: `run` starts it as `/proc/self/exe child …`
+    #[command(hide = true)]
+    Child(Container),
+}
+
+/// What to run, and how. `run` hands all its arguments on to `child` unchanged.
+#[derive(Args)]
+struct Container {
+    /// Narrate, on stderr, each system call that makes the container
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// The hostname inside the container (the host's does not change)
+    #[arg(long, default_value = "container")]
+    hostname: String,
+
+    /// The command to run, and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
+    let cli = Cli::parse();
+    // Errors print as one screen: what failed, why, and a `Suggestion:` saying what to do.
+    // Colours only on a terminal, so that piped output stays plain.
+    let theme = match io::stderr().is_terminal() {
+        true => Theme::dark(),
+        false => Theme::new(),
+    };
+    HookBuilder::default()
+        .display_env_section(false)
+        .theme(theme)
+        .install()
+        .expect("the error report is installed once");
+
+    let result = match &cli.role {
+        Role::Run(container) => parent(container),
+        Role::Child(container) => child(container),
+    };
+    result.unwrap_or_else(|report| {
+        eprintln!("Error: {report:?}");
+        ExitCode::FAILURE
+    })
+}
+
+/// On the host: start the container, wait for it, and exit with its status.
+fn parent(container: &Container) -> Result<ExitCode> {
+    let child = start_child(container)?;
+
+    // Ctrl-C and Ctrl-\ go to every process in the terminal's foreground group,
+    // the container included. Let the container decide what they mean, and keep
+    // waiting for its status, as system(3) does.
+    // SAFETY: SIG_IGN installs no handler, so no code of ours runs in a signal context.
+    unsafe {
+        signal(Signal::SIGINT, SigHandler::SigIgn)?;
+        signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
+    }
+
+    let status = waitpid(child, None).wrap_err("waitpid on the container failed")?;
+    narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// clone(2) a new process that re-executes this program as `child`.
+fn start_child(container: &Container) -> Result<Pid> {
+    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags.
+    let flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
+    let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
+        .into_iter()
+        .chain(std::env::args().skip(2))
+        .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
+        .collect();
+    let verbose = container.verbose;
+
+    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let mut stack = vec![0u8; 1024 * 1024];
+    // SAFETY: this program is single-threaded, so the new process is a plain copy
+    // of it, as after fork(2), running on its own stack; all it does is exec.
+    let child = unsafe {
+        clone(
+            Box::new(|| {
+                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
+                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
+                eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
+                127
+            }),
+            &mut stack,
+            flags,
+            Some(Signal::SIGCHLD as i32),
+        )
+    };
+    let suggestion = match child {
+        Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step2 run …`",
+        _ => "see the book's Troubleshooting appendix",
+    };
+    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
+}
+
+/// Inside the container: set it up, then become the command.
+fn child(container: &Container) -> Result<ExitCode> {
+    make_mounts_private(container.verbose)?;
+    set_hostname(container)?;
+
+    let command = &container.command;
+    narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    let error = Command::new(&command[0]).args(&command[1..]).exec();
+
+    // exec only returns when it failed. Say so the way a shell does: status 127
+    // for a command that is not there, 126 for one that is there but cannot run.
+    let status = match error.kind() {
+        io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    let report = Report::new(error)
+        .wrap_err(format!("cannot run {:?}", command[0]))
+        .suggestion("check the command's name, or give its full path");
+    eprintln!("Error: {report:?}");
+    Ok(ExitCode::from(status))
+}
+
+/// Our new mount namespace starts as a copy of the host's, and on a systemd
+/// host every mount in it is *shared*: whatever we mount would propagate back
+/// to the host. Go's runtime quietly makes them private; Rust does not, so we
+/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+fn make_mounts_private(verbose: bool) -> Result<()> {
+    narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
+    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .wrap_err("cannot make the container's mounts private")
+}
+
+/// The new UTS namespace has its own hostname: changing it leaves the host's alone.
+fn set_hostname(container: &Container) -> Result<()> {
+    narrate(container.verbose, &format!("sethostname({:?})", container.hostname));
+    sethostname(&container.hostname)
+        .wrap_err_with(|| format!("cannot set the hostname to {:?}", container.hostname))
+}
+
+/// The container's status becomes ours: its exit code, or 128+N when signal N
+/// killed it, as a shell reports it.
+fn exit_code(status: WaitStatus) -> u8 {
+    match status {
+        WaitStatus::Exited(_, code) => code as u8,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as u8,
+        other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
+    }
+}
+
+/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
+/// namespace: it is the signal the kernel sends us when the child ends.
+fn flag_names(flags: CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    [names, vec!["SIGCHLD"]].concat().join("|")
+}
+
+/// `-v`: one line per system call that makes the container, like contained.c's
+/// `=> doing X… done.` lines.
+fn narrate(verbose: bool, call: &str) {
+    if verbose {
+        eprintln!("=> {call}");
+    }
+}

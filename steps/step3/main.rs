@@ -1,0 +1,263 @@
+//! Step 3: a root filesystem of its own (book: chapter 3).
+//!
+//! The child bind-mounts `rootfs/` on itself and `pivot_root`s into it: `/` is
+//! now the busybox tree that `just rootfs` built. The host's old root is still
+//! mounted at `/oldrootfs`, a hole that step 4 closes.
+
+use std::ffi::CString;
+use std::io::{self, IsTerminal};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use color_eyre::Section;
+use color_eyre::config::{HookBuilder, Theme};
+use color_eyre::eyre::{Report, Result, WrapErr, eyre};
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, clone};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Pid, chdir, execv, mkdir, pivot_root, sethostname};
+
+#[derive(Parser)]
+#[command(
+    name = "step3",
+    about = "Step 3, rootfs: the container pivots into a root filesystem of its own (book: chapter 3).",
+    after_help = "Example: just step3 run /bin/sh"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run CMD in a container
+    Run(Container),
+    /// What runs inside the container: `run` starts it as `/proc/self/exe child …`
+    #[command(hide = true)]
+    Child(Container),
+}
+
+/// What to run, and how. `run` hands all its arguments on to `child` unchanged.
+#[derive(Args)]
+struct Container {
+    /// Narrate, on stderr, each system call that makes the container
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// The hostname inside the container (the host's does not change)
+    #[arg(long, default_value = "container")]
+    hostname: String,
+
+    /// The directory that becomes the container's `/` (`just rootfs` fills it)
+    #[arg(long, default_value = "rootfs")]
+    rootfs: PathBuf,
+
+    /// The command to run, and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
+    let cli = Cli::parse();
+    // Errors print as one screen: what failed, why, and a `Suggestion:` saying what to do.
+    // Colours only on a terminal, so that piped output stays plain.
+    let theme = match io::stderr().is_terminal() {
+        true => Theme::dark(),
+        false => Theme::new(),
+    };
+    HookBuilder::default()
+        .display_env_section(false)
+        .theme(theme)
+        .install()
+        .expect("the error report is installed once");
+
+    let result = match &cli.role {
+        Role::Run(container) => parent(container),
+        Role::Child(container) => child(container),
+    };
+    result.unwrap_or_else(|report| {
+        eprintln!("Error: {report:?}");
+        ExitCode::FAILURE
+    })
+}
+
+/// On the host: start the container, wait for it, and exit with its status.
+fn parent(container: &Container) -> Result<ExitCode> {
+    check_rootfs(&container.rootfs)?;
+    let child = start_child(container)?;
+
+    // Ctrl-C and Ctrl-\ go to every process in the terminal's foreground group,
+    // the container included. Let the container decide what they mean, and keep
+    // waiting for its status, as system(3) does.
+    // SAFETY: SIG_IGN installs no handler, so no code of ours runs in a signal context.
+    unsafe {
+        signal(Signal::SIGINT, SigHandler::SigIgn)?;
+        signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
+    }
+
+    let status = waitpid(child, None).wrap_err("waitpid on the container failed")?;
+    narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// clone(2) a new process that re-executes this program as `child`.
+fn start_child(container: &Container) -> Result<Pid> {
+    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags.
+    let flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
+    let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
+        .into_iter()
+        .chain(std::env::args().skip(2))
+        .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
+        .collect();
+    let verbose = container.verbose;
+
+    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let mut stack = vec![0u8; 1024 * 1024];
+    // SAFETY: this program is single-threaded, so the new process is a plain copy
+    // of it, as after fork(2), running on its own stack; all it does is exec.
+    let child = unsafe {
+        clone(
+            Box::new(|| {
+                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
+                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
+                eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
+                127
+            }),
+            &mut stack,
+            flags,
+            Some(Signal::SIGCHLD as i32),
+        )
+    };
+    let suggestion = match child {
+        Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step3 run …`",
+        _ => "see the book's Troubleshooting appendix",
+    };
+    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
+}
+
+/// Inside the container: set it up, then become the command.
+fn child(container: &Container) -> Result<ExitCode> {
+    make_mounts_private(container.verbose)?;
+    set_hostname(container)?;
+    enter_rootfs(container)?;
+
+    let command = &container.command;
+    narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    // The host's PATH means nothing in the rootfs: look the command up in the
+    // container's own directories, so that `run sh` finds /bin/sh.
+    let error = Command::new(&command[0]).args(&command[1..]).env("PATH", CONTAINER_PATH).exec();
+
+    // exec only returns when it failed. Say so the way a shell does: status 127
+    // for a command that is not there, 126 for one that is there but cannot run.
+    let status = match error.kind() {
+        io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    let report = Report::new(error)
+        .wrap_err(format!(
+            "cannot run {:?} in the container (rootfs {:?}, PATH={CONTAINER_PATH})",
+            command[0], container.rootfs
+        ))
+        .suggestion("the container sees only its rootfs: try `ls /bin` in it, or add the program to the rootfs");
+    eprintln!("Error: {report:?}");
+    Ok(ExitCode::from(status))
+}
+
+/// Our new mount namespace starts as a copy of the host's, and on a systemd
+/// host every mount in it is *shared*: whatever we mount would propagate back
+/// to the host. Go's runtime quietly makes them private; Rust does not, so we
+/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+fn make_mounts_private(verbose: bool) -> Result<()> {
+    narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
+    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .wrap_err("cannot make the container's mounts private")
+}
+
+/// The new UTS namespace has its own hostname: changing it leaves the host's alone.
+fn set_hostname(container: &Container) -> Result<()> {
+    narrate(container.verbose, &format!("sethostname({:?})", container.hostname));
+    sethostname(&container.hostname)
+        .wrap_err_with(|| format!("cannot set the hostname to {:?}", container.hostname))
+}
+
+/// Where the container looks for commands: the usual directories of a Linux root.
+const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Fail early, with the fix, when `--rootfs` is not a root filesystem we can use.
+fn check_rootfs(rootfs: &Path) -> Result<()> {
+    let problem = if !rootfs.is_dir() {
+        "there is no such directory"
+    } else if rootfs.join("bin/sh").symlink_metadata().is_err() {
+        // symlink_metadata: busybox's bin/sh is a link that resolves only inside the rootfs.
+        "it has no bin/sh"
+    } else {
+        return Ok(());
+    };
+    Err(eyre!("no root filesystem at {rootfs:?}: {problem}"))
+        .suggestion("run `just rootfs` to build one with busybox, or pass --rootfs DIR")
+}
+
+/// Make the rootfs our `/`. pivot_root(2) wants the new root to be a mount
+/// point, so we bind-mount the directory on itself first; the old root goes to
+/// `oldrootfs/` inside it (book: chapter 3, "why the bind mount").
+fn enter_rootfs(container: &Container) -> Result<()> {
+    let rootfs = &container.rootfs;
+    let old_root = rootfs.join("oldrootfs");
+
+    narrate(
+        container.verbose,
+        &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"),
+    );
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+        .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+
+    narrate(container.verbose, &format!("mkdir({old_root:?}, 0700)"));
+    match mkdir(&old_root, Mode::S_IRWXU) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(error) => return Err(error).wrap_err_with(|| format!("cannot create {old_root:?}")),
+    }
+
+    narrate(container.verbose, &format!("pivot_root({rootfs:?}, {old_root:?})"));
+    pivot_root(rootfs, &old_root)
+        .wrap_err_with(|| format!("pivot_root({rootfs:?}, {old_root:?}) refused"))
+        .suggestion(
+            "pivot_root needs a rootfs on a private mount: see the book's Troubleshooting appendix",
+        )?;
+
+    narrate(container.verbose, "chdir(\"/\")");
+    chdir("/").wrap_err("cannot chdir to the new root")
+}
+
+/// The container's status becomes ours: its exit code, or 128+N when signal N
+/// killed it, as a shell reports it.
+fn exit_code(status: WaitStatus) -> u8 {
+    match status {
+        WaitStatus::Exited(_, code) => code as u8,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as u8,
+        other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
+    }
+}
+
+/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
+/// namespace: it is the signal the kernel sends us when the child ends.
+fn flag_names(flags: CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    [names, vec!["SIGCHLD"]].concat().join("|")
+}
+
+/// `-v`: one line per system call that makes the container, like contained.c's
+/// `=> doing X… done.` lines.
+fn narrate(verbose: bool, call: &str) {
+    if verbose {
+        eprintln!("=> {call}");
+    }
+}

@@ -1,0 +1,106 @@
+//! What every step does alike: run a command, narrate with `-v`, hand back the
+//! command's exit status, and refuse bad input with a clear message.
+
+mod common;
+
+use common::{STEPS, Step};
+
+/// Steps 3 and later need the rootfs; steps 1 and 2 run the host's commands.
+fn learner_runs(step: &Step, args: &[&str]) -> common::Run {
+    if step.name >= "step3" {
+        common::require_rootfs();
+    }
+    step.run(args)
+}
+
+#[test]
+fn echo_hello() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "echo", "hello"]);
+        assert_eq!((run.output.as_str(), run.status), ("hello\n", 0), "{}", run.transcript);
+        assert_transcript!(format!("{}_echo_hello", step.name), run);
+    }
+}
+
+#[test]
+fn verbose_narrates_each_system_call() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "-v", "echo", "hello"]);
+        assert!(run.output.starts_with("=> clone("), "{}", run.transcript);
+        assert_transcript!(format!("{}_verbose", step.name), run);
+    }
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "sh", "-c", "exit 3"]);
+        assert_eq!(run.status, 3, "{}", run.transcript);
+        assert_transcript!(format!("{}_exit_3", step.name), run);
+    }
+}
+
+/// 128+9 when SIGKILL kills the command. From step 2 on the shell is PID 1 of
+/// its namespace, and the kernel drops a signal that PID 1 has no handler for,
+/// even SIGKILL: the shell survives `kill -9 $$` and exits 0 (book: chapter 2).
+#[test]
+fn killed_by_a_signal() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "sh", "-c", "kill -9 $$"]);
+        let expected = if step.name == "step1" { 137 } else { 0 };
+        assert_eq!(run.status, expected, "{}", run.transcript);
+        assert_transcript!(format!("{}_kill_9", step.name), run);
+    }
+}
+
+#[test]
+fn command_not_found_is_127() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "no-such-command"]);
+        assert_eq!(run.status, 127, "{}", run.transcript);
+        assert!(run.output.contains("\"no-such-command\""), "{}", run.transcript);
+        assert_transcript!(format!("{}_not_found", step.name), run);
+    }
+}
+
+#[test]
+fn not_executable_is_126() {
+    for step in STEPS {
+        let run = learner_runs(&step, &["run", "/etc/passwd"]);
+        assert_eq!(run.status, 126, "{}", run.transcript);
+        assert_transcript!(format!("{}_not_executable", step.name), run);
+    }
+}
+
+#[test]
+fn missing_command_is_a_usage_error() {
+    for step in STEPS {
+        let run = step.run(&["run"]);
+        assert_eq!(run.status, 2, "{}", run.transcript);
+        assert_transcript!(format!("{}_missing_command", step.name), run);
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    for step in STEPS {
+        let run = step.run(&["run", "--no-such-flag", "true"]);
+        assert_eq!(run.status, 2, "{}", run.transcript);
+        assert_transcript!(format!("{}_unknown_flag", step.name), run);
+    }
+}
+
+#[test]
+fn help_says_what_the_step_adds() {
+    for step in STEPS {
+        let run = step.run(&["--help"]);
+        assert_eq!(run.status, 0, "{}", run.transcript);
+        assert!(run.output.contains("(book: chapter"), "{}", run.transcript);
+        assert!(
+            !run.output.contains("\n  child"),
+            "the internal subcommand shows:\n{}",
+            run.transcript
+        );
+        assert_transcript!(format!("{}_help", step.name), run);
+    }
+}
