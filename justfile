@@ -11,16 +11,24 @@ default:
     @just --list --unsorted
 
 # Step 1, the skeleton: just step1 run echo hello
+[no-exit-message]
 step1 *args: _build
     @{{ sudo }} target/debug/step1 "$@"
 
 # Step 2, namespaces: just step2 run sh -c 'hostname; echo $$'
+[no-exit-message]
 step2 *args: _build
     @{{ sudo }} target/debug/step2 "$@"
 
 # Step 3, a root filesystem: just step3 run /bin/sh
+[no-exit-message]
 step3 *args: _build rootfs
     @{{ sudo }} target/debug/step3 "$@"
+
+# Step 4, a real environment: just step4 run --user learner /bin/sh
+[no-exit-message]
+step4 *args: _build rootfs
+    @{{ sudo }} target/debug/step4 "$@"
 
 # Fill rootfs/ with busybox and stress, unpacked from your distribution's packages
 rootfs dir="rootfs":

@@ -6,9 +6,11 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// The project's directory: steps run from here, as `just` runs them, so that
 /// `--rootfs` defaults to the real `rootfs/`.
@@ -23,9 +25,10 @@ pub struct Step {
 pub const STEP1: Step = Step { name: "step1", exe: env!("CARGO_BIN_EXE_step1") };
 pub const STEP2: Step = Step { name: "step2", exe: env!("CARGO_BIN_EXE_step2") };
 pub const STEP3: Step = Step { name: "step3", exe: env!("CARGO_BIN_EXE_step3") };
+pub const STEP4: Step = Step { name: "step4", exe: env!("CARGO_BIN_EXE_step4") };
 
 /// Every step, in order.
-pub const STEPS: [Step; 3] = [STEP1, STEP2, STEP3];
+pub const STEPS: [Step; 4] = [STEP1, STEP2, STEP3, STEP4];
 
 /// What a learner sees after a run.
 pub struct Run {
@@ -38,18 +41,31 @@ pub struct Run {
 
 impl Step {
     /// `just stepN ARGS…`: run the step as root, as the `just` recipe does, and
-    /// check that it left the host's mount table as it found it.
+    /// check that it left the host as it found it.
     pub fn run(&self, args: &[&str]) -> Run {
-        require_root();
-        let before = mount_table();
+        let host = HostState::now();
         let run = self.run_with(Command::new(self.exe), &format!("just {}", self.name), args);
-        assert_eq!(mount_table(), before, "{} changed the host's mount table", self.name);
+        host.assert_unchanged(self.name);
         run
+    }
+
+    /// Start `stepN ARGS…` as root and leave it running, its stdout piped:
+    /// for the tests that signal the runtime while it runs.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        require_root();
+        Command::new(self.exe)
+            .args(args)
+            .current_dir(PROJECT)
+            .env("TERM", "xterm")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe))
     }
 
     /// The same run by a learner who forgot `sudo`: as user `nobody`.
     pub fn run_as_nobody(&self, args: &[&str]) -> Run {
-        require_root();
+        let host = HostState::now();
         // A copy in a directory that `nobody` may enter (the checkout may be private).
         let dir = std::env::temp_dir().join(format!("byoc-{}-{}", self.name, std::process::id()));
         fs::create_dir_all(&dir).unwrap();
@@ -59,6 +75,7 @@ impl Step {
         setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
         let run = self.run_with(setpriv, &format!("./target/debug/{}", self.name), args);
         fs::remove_dir_all(&dir).unwrap();
+        host.assert_unchanged(self.name);
         run
     }
 
@@ -70,6 +87,8 @@ impl Step {
             // A learner's RUST_BACKTRACE would add a backtrace to every error report.
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
+            // From step 4 on the container keeps the caller's TERM, and only it.
+            .env("TERM", "xterm")
             .stdin(Stdio::null())
             .stdout(writer.try_clone().unwrap())
             .stderr(writer)
@@ -86,12 +105,15 @@ impl Step {
 }
 
 /// Snapshot a run's transcript, with what varies from run to run redacted:
-/// host PIDs in the `-v` narration.
+/// host PIDs in the `-v` narration (the container's own, all below 100, stay),
+/// and the random hostname that step 4 and later make up.
 #[macro_export]
 macro_rules! assert_transcript {
     ($name:expr, $run:expr) => {
         insta::with_settings!({filters => vec![
-            (r"waitpid\(\d+\) = (\w+)\(Pid\(\d+\)", "waitpid([PID]) = $1(Pid([PID])"),
+            (r"waitpid\(\d+\)", "waitpid([PID])"),
+            (r"\bPid\(\d{3,}\)", "Pid([PID])"),
+            (r"\b[0-9a-f]{12}\b", "[RANDOM-ID]"),
         ]}, {
             insta::assert_snapshot!($name, $run.transcript);
         })
@@ -131,11 +153,53 @@ pub fn mount_table() -> String {
     fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
+/// The PID namespaces that hold a live process now: a container that outlives
+/// its run leaves one more behind. (A zombie is dead already: when a runtime is
+/// killed, its init waits as one until the host's init reaps it.)
+fn pid_namespaces() -> BTreeSet<String> {
+    let processes = fs::read_dir("/proc").unwrap().filter_map(Result::ok).map(|entry| entry.path());
+    let alive = processes.filter(|process| {
+        let status = fs::read_to_string(process.join("status")).unwrap_or_default();
+        !status.contains("\nState:\tZ") && !status.is_empty()
+    });
+    alive
+        .filter_map(|process| fs::read_link(process.join("ns/pid")).ok())
+        .map(|namespace| namespace.display().to_string())
+        .collect()
+}
+
+/// One container at a time: tests run in parallel threads, and another test's
+/// container must not look like one this test leaked. (Nor may another
+/// thread's fork hold open the binary that `run_as_nobody` copies: ETXTBSY.)
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// What a container run must leave as it was on the host.
+pub struct HostState {
+    mounts: String,
+    pid_namespaces: BTreeSet<String>,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl HostState {
+    pub fn now() -> HostState {
+        require_root();
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        HostState { mounts: mount_table(), pid_namespaces: pid_namespaces(), _turn: turn }
+    }
+
+    pub fn assert_unchanged(&self, step: &str) {
+        assert_eq!(mount_table(), self.mounts, "{step} changed the host's mount table");
+        let left: Vec<String> =
+            pid_namespaces().difference(&self.pid_namespaces).cloned().collect();
+        assert!(left.is_empty(), "{step} left processes running in {left:?}");
+    }
+}
+
 /// Run the step on a host whose `/` is *shared*, like a systemd machine's, in a
 /// mount namespace of its own, and check that the run left that namespace's
 /// mount table exactly as it was. Returns the run's exit status.
 pub fn run_on_shared_root(step: &Step, args: &[&str]) -> i32 {
-    require_root();
+    let host = HostState::now();
     let script = r#"cat /proc/self/mountinfo > "$0.before"
 "$@" >/dev/null 2>&1; status=$?
 cat /proc/self/mountinfo > "$0.after"
@@ -159,5 +223,6 @@ exit $status"#;
     let (before, after) = (read("before"), read("after"));
     assert!(before.contains(" / / ") && before.contains("shared:"), "/ is not shared:\n{before}");
     assert_eq!(after, before, "{} leaked mounts on a shared root", step.name);
+    host.assert_unchanged(step.name);
     status.code().unwrap()
 }
