@@ -30,6 +30,11 @@ step3 *args: _build rootfs
 step4 *args: _build rootfs
     @{{ sudo }} target/debug/step4 "$@"
 
+# Step 5, cgroups: just step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1
+[no-exit-message]
+step5 *args: _build rootfs
+    @{{ sudo }} target/debug/step5 "$@"
+
 # Fill rootfs/ with busybox and stress, unpacked from your distribution's packages
 rootfs dir="rootfs":
     #!/usr/bin/env bash

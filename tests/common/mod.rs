@@ -26,9 +26,10 @@ pub const STEP1: Step = Step { name: "step1", exe: env!("CARGO_BIN_EXE_step1") }
 pub const STEP2: Step = Step { name: "step2", exe: env!("CARGO_BIN_EXE_step2") };
 pub const STEP3: Step = Step { name: "step3", exe: env!("CARGO_BIN_EXE_step3") };
 pub const STEP4: Step = Step { name: "step4", exe: env!("CARGO_BIN_EXE_step4") };
+pub const STEP5: Step = Step { name: "step5", exe: env!("CARGO_BIN_EXE_step5") };
 
 /// Every step, in order.
-pub const STEPS: [Step; 4] = [STEP1, STEP2, STEP3, STEP4];
+pub const STEPS: [Step; 5] = [STEP1, STEP2, STEP3, STEP4, STEP5];
 
 /// What a learner sees after a run.
 pub struct Run {
@@ -173,10 +174,30 @@ fn pid_namespaces() -> BTreeSet<String> {
 /// thread's fork hold open the binary that `run_as_nobody` copies: ETXTBSY.)
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The workbook's cgroups (`byoc-PID`) anywhere in the host's cgroup trees:
+/// step 5 makes them, and must remove them.
+pub fn workbook_cgroups() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, found: &mut BTreeSet<String>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                if entry.file_name().to_string_lossy().starts_with("byoc-") {
+                    found.insert(entry.path().display().to_string());
+                }
+                walk(&entry.path(), found);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(std::path::Path::new("/sys/fs/cgroup"), &mut found);
+    found
+}
+
 /// What a container run must leave as it was on the host.
 pub struct HostState {
     mounts: String,
     pid_namespaces: BTreeSet<String>,
+    cgroups: BTreeSet<String>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -184,7 +205,9 @@ impl HostState {
     pub fn now() -> HostState {
         require_root();
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        HostState { mounts: mount_table(), pid_namespaces: pid_namespaces(), _turn: turn }
+        let (mounts, pid_namespaces, cgroups) =
+            (mount_table(), pid_namespaces(), workbook_cgroups());
+        HostState { mounts, pid_namespaces, cgroups, _turn: turn }
     }
 
     pub fn assert_unchanged(&self, step: &str) {
@@ -192,7 +215,18 @@ impl HostState {
         let left: Vec<String> =
             pid_namespaces().difference(&self.pid_namespaces).cloned().collect();
         assert!(left.is_empty(), "{step} left processes running in {left:?}");
+        assert_eq!(workbook_cgroups(), self.cgroups, "{step} left cgroups behind");
     }
+}
+
+/// Whether the memory controller is in a cgroup v1 tree (v1 or hybrid, as on
+/// the CI machines), rather than v2 (most laptops). At its limit, v2 kills the
+/// whole container; v1 kills one process, and the command may live on.
+pub fn memory_on_cgroup_v1() -> bool {
+    let mountinfo = mount_table();
+    mountinfo.lines().any(|line| {
+        line.contains(" - cgroup ") && line.split([' ', ',']).any(|word| word == "memory")
+    })
 }
 
 /// Run the step on a host whose `/` is *shared*, like a systemd machine's, in a

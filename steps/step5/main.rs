@@ -1,0 +1,731 @@
+//! Step 5: cgroups (book: chapter 5).
+//!
+//! Namespaces decide what the container can see; a cgroup decides how much it
+//! may use. The runtime makes a cgroup with the container's limits (memory,
+//! processes, CPU), the container's first process joins it before anything of
+//! the container runs, and the runtime reports an OOM kill and removes the
+//! cgroup when the container ends. The cgroup code is in `cgroup.rs`.
+
+mod cgroup;
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use caps::{CapSet, Capability};
+use cgroup::{Cgroup, Limits, parse_cpus, parse_pids, parse_size};
+use clap::{Args, Parser, Subcommand};
+use color_eyre::Section;
+use color_eyre::config::{HookBuilder, Theme};
+use color_eyre::eyre::{Report, Result, WrapErr, eyre};
+use nix::errno::Errno;
+use nix::libc;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, clone};
+use nix::sys::prctl;
+use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, chdir, execv, fork, mkdir, pivot_root, sethostname};
+use nix::unistd::{setgid, setgroups, setuid};
+
+#[derive(Parser)]
+#[command(
+    name = "step5",
+    about = "Step 5, cgroups: limits on the container's memory, processes and CPU (book: chapter 5).",
+    after_help = "Example: just step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run CMD in a container
+    Run(Container),
+    /// What runs inside the container: `run` starts it as `/proc/self/exe child …`
+    #[command(hide = true)]
+    Child(Container),
+}
+
+/// What to run, and how. `run` hands all its arguments on to `child` unchanged.
+#[derive(Args)]
+struct Container {
+    /// Narrate, on stderr, each system call that makes the container
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// The hostname inside the container [default: a random 12-digit id]
+    #[arg(long)]
+    hostname: Option<String>,
+
+    /// The directory that becomes the container's `/` (`just rootfs` fills it)
+    #[arg(long, default_value = "rootfs")]
+    rootfs: PathBuf,
+
+    /// Run the command as this user: NAME or UID, then :GROUP or :GID if you like
+    #[arg(long, default_value = "root")]
+    user: String,
+
+    /// A resource limit, NAME=SOFT[:HARD] (e.g. nofile=1024:4096); repeat for more
+    #[arg(long = "ulimit", value_name = "LIMIT", value_parser = parse_ulimit)]
+    ulimits: Vec<Ulimit>,
+
+    /// Memory limit: bytes, or a number with k, m or g (e.g. 100m); no swap
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    memory: Option<u64>,
+
+    /// Most processes the container may have at once (e.g. 20)
+    #[arg(long, value_name = "N", value_parser = parse_pids, allow_negative_numbers = true)]
+    pids: Option<u64>,
+
+    /// CPU time, in CPUs (e.g. 0.5 for half of one)
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus, allow_negative_numbers = true)]
+    cpus: Option<f64>,
+
+    /// The cgroup to make the container's beneath [default: v1, the one we run in; v2, /byoc]
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<String>,
+
+    /// The command to run, and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
+    let cli = Cli::parse();
+    // Errors print as one screen: what failed, why, and a `Suggestion:` saying what to do.
+    // Colours only on a terminal, so that piped output stays plain.
+    let theme = match io::stderr().is_terminal() {
+        true => Theme::dark(),
+        false => Theme::new(),
+    };
+    HookBuilder::default()
+        .display_env_section(false)
+        .theme(theme)
+        .install()
+        .expect("the error report is installed once");
+
+    let result = match &cli.role {
+        Role::Run(container) => parent(container),
+        Role::Child(container) => child(container),
+    };
+    result.unwrap_or_else(|report| {
+        eprintln!("Error: {report:?}");
+        ExitCode::FAILURE
+    })
+}
+
+/// On the host: start the container, wait for it, and exit with its status.
+fn parent(container: &Container) -> Result<ExitCode> {
+    check_rootfs(&container.rootfs)?;
+    let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
+    // Dropped on every way out of here, errors included, it removes the cgroup.
+    let mut cgroup =
+        Cgroup::create(&limits, container.cgroup_parent.as_deref(), container.verbose)?;
+    let signals = block_signals()?;
+    let child = start_child(container, &cgroup)?;
+    let status = supervise(child, &signals, container.verbose)?;
+
+    if let Some(report) = cgroup.oom_report() {
+        eprintln!("{report}");
+    }
+    cgroup.remove()?;
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// clone(2) a new process that joins the container's cgroup, then re-executes
+/// this program as `child`.
+fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
+    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags,
+    // and new IPC (shared memory, message queues) and network namespaces too.
+    let flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
+    // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
+    let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
+        .into_iter()
+        .chain(std::env::args().skip(2))
+        .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
+        .collect();
+    let verbose = container.verbose;
+
+    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let mut stack = vec![0u8; 1024 * 1024];
+    // SAFETY: this program is single-threaded, so the new process is a plain copy
+    // of it, as after fork(2), running on its own stack; all it does is exec.
+    let child = unsafe {
+        clone(
+            Box::new(|| {
+                // If the runtime dies, even by SIGKILL, its container dies with it.
+                narrate(verbose, "prctl(PR_SET_PDEATHSIG, SIGKILL)");
+                if let Err(error) = prctl::set_pdeathsig(Signal::SIGKILL) {
+                    eprintln!("Error: prctl(PR_SET_PDEATHSIG) failed: {error}");
+                    return 1;
+                }
+                // Join the cgroup first: all the container will ever run is then
+                // inside it, and counted, from the first instruction of its init.
+                if let Err(report) = cgroup::join(cgroup.dirs(), verbose) {
+                    eprintln!("Error: {report:?}");
+                    return 1;
+                }
+                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
+                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
+                eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
+                127
+            }),
+            &mut stack,
+            flags,
+            Some(Signal::SIGCHLD as i32),
+        )
+    };
+    let suggestion = match child {
+        Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step5 run …`",
+        _ => "see the book's Troubleshooting appendix",
+    };
+    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
+}
+
+/// Inside the container, as its PID 1: set it up, start the command, and stay
+/// on as its init until it ends.
+fn child(container: &Container) -> Result<ExitCode> {
+    let signals = block_signals()?;
+    make_mounts_private(container.verbose)?;
+    let hostname = set_hostname(container)?;
+    bring_up_loopback(container.verbose)?;
+    enter_rootfs(container)?;
+    mount_filesystems(container.verbose)?;
+    remove_old_root(container.verbose)?;
+    let user = find_user(&container.user)?;
+
+    let command = start_command(container, &user, &hostname, &signals)?;
+    let status = supervise(command, &signals, container.verbose)?;
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// The signals that ask a program to stop, or to do something: a runtime
+/// passes them on to the command, as docker and tini do.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Block the forwarded signals and SIGCHLD: they wait in a queue until
+/// `supervise` reads them, so none is lost and none kills us meanwhile. (A
+/// namespace's PID 1 gets no signal that it neither handles nor blocks.)
+fn block_signals() -> Result<SigSet> {
+    let mut signals: SigSet = FORWARDED.into_iter().collect();
+    signals.add(Signal::SIGCHLD);
+    signals.thread_block().wrap_err("cannot block signals")?;
+    Ok(signals)
+}
+
+/// Wait for `pid` to end and return its status, doing PID 1's duties meanwhile:
+/// reap every child that ends (orphans in the container become ours), and pass
+/// the forwarded signals on to `pid`. The runtime on the host runs this same
+/// loop for its one child, our init (book: chapter 4, "PID 1").
+fn supervise(pid: Pid, signals: &SigSet, verbose: bool) -> Result<WaitStatus> {
+    let queue = SignalFd::new(signals).wrap_err("cannot read signals")?;
+    loop {
+        // Reap all that have ended: one SIGCHLD may stand for several.
+        loop {
+            let status = waitpid(None, Some(WaitPidFlag::WNOHANG)).wrap_err("waitpid failed")?;
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+            narrate(verbose, &format!("waitpid(-1, WNOHANG) = {status:?}"));
+            if status.pid() == Some(pid) {
+                return Ok(status);
+            }
+        }
+        let Some(info) = queue.read_signal().wrap_err("cannot read a signal")? else { continue };
+        let signal = Signal::try_from(info.ssi_signo as i32)?;
+        // Ctrl-C on a terminal comes from the kernel (SI_KERNEL) to the whole
+        // foreground process group, the command included: passing it on as
+        // well would deliver it twice.
+        if signal != Signal::SIGCHLD && info.ssi_code != libc::SI_KERNEL {
+            narrate(verbose, &format!("kill({pid}, {signal})"));
+            let _ = kill(pid, signal); // it may have ended already: waitpid will say
+        }
+    }
+}
+
+/// fork(2) the user's command: it is PID 2, and our init is its parent.
+fn start_command(
+    container: &Container,
+    user: &User,
+    hostname: &str,
+    signals: &SigSet,
+) -> Result<Pid> {
+    narrate(container.verbose, "fork()");
+    // SAFETY: this program is single-threaded, so the child is a plain copy of
+    // it; the child restricts itself and execs, or exits.
+    match unsafe { fork() }.wrap_err("fork failed")? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let status =
+                restrict_and_exec(container, user, hostname, signals).unwrap_or_else(|report| {
+                    eprintln!("Error: {report:?}");
+                    1
+                });
+            std::process::exit(status.into())
+        }
+    }
+}
+
+/// In the command's own process: the restrictions that are the command's
+/// alone, then exec. Our init stays as it is, so that it can supervise.
+fn restrict_and_exec(
+    container: &Container,
+    user: &User,
+    hostname: &str,
+    signals: &SigSet,
+) -> Result<u8> {
+    let verbose = container.verbose;
+    signals.thread_unblock().wrap_err("cannot unblock signals")?; // the command's own to handle
+    set_resource_limits(&container.ulimits, verbose)?;
+    drop_capabilities(verbose)?;
+    switch_user(user, verbose)?;
+    narrate(verbose, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
+    prctl::set_no_new_privs().wrap_err("cannot set no_new_privs")?;
+
+    let command = &container.command;
+    narrate(verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    // The host's PATH means nothing in the rootfs: look the command up in the
+    // container's own directories, so that `run sh` finds /bin/sh.
+    // A clean environment: nothing of the host's leaks in but the terminal's type.
+    let error = Command::new(&command[0])
+        .args(&command[1..])
+        .env_clear()
+        .env("PATH", CONTAINER_PATH)
+        .env("HOME", &user.home)
+        .env("HOSTNAME", hostname)
+        .envs(std::env::var_os("TERM").map(|term| ("TERM", term)))
+        .exec();
+
+    // exec only returns when it failed. Say so the way a shell does: status 127
+    // for a command that is not there, 126 for one that is there but cannot run.
+    let status = match error.kind() {
+        io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    let report = Report::new(error)
+        .wrap_err(format!(
+            "cannot run {:?} in the container (rootfs {:?}, PATH={CONTAINER_PATH})",
+            command[0], container.rootfs
+        ))
+        .suggestion("the container sees only its rootfs: try `ls /bin` in it, or add the program to the rootfs");
+    eprintln!("Error: {report:?}");
+    Ok(status)
+}
+
+/// Our new mount namespace starts as a copy of the host's, and on a systemd
+/// host every mount in it is *shared*: whatever we mount would propagate back
+/// to the host. Go's runtime quietly makes them private; Rust does not, so we
+/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+fn make_mounts_private(verbose: bool) -> Result<()> {
+    narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
+    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .wrap_err("cannot make the container's mounts private")
+}
+
+/// The new UTS namespace has its own hostname: changing it leaves the host's alone.
+/// Without `--hostname`, a random id, as docker gives.
+fn set_hostname(container: &Container) -> Result<String> {
+    let hostname = match &container.hostname {
+        Some(hostname) => hostname.clone(),
+        None => random_id()?,
+    };
+    narrate(container.verbose, &format!("sethostname({hostname:?})"));
+    sethostname(&hostname).wrap_err_with(|| format!("cannot set the hostname to {hostname:?}"))?;
+    Ok(hostname)
+}
+
+/// 12 hex digits of the kernel's randomness, like a docker container's short id.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    File::open("/dev/urandom").and_then(|mut urandom| urandom.read_exact(&mut bytes))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// A new network namespace has one interface, the loopback `lo`, and it is
+/// down. Bring it up, as `ip link set lo up` does: the container can reach
+/// its own services on 127.0.0.1, and nothing else.
+fn bring_up_loopback(verbose: bool) -> Result<()> {
+    let socket = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .wrap_err("cannot open a socket to configure lo")?;
+    // SAFETY: ifreq is plain data, for which all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    request.ifr_name[0] = b'l' as libc::c_char;
+    request.ifr_name[1] = b'o' as libc::c_char;
+    request.ifr_ifru.ifru_flags = libc::IFF_UP as libc::c_short;
+
+    narrate(verbose, "ioctl(socket, SIOCSIFFLAGS, {ifr_name: \"lo\", ifr_flags: IFF_UP})");
+    // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one.
+    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) };
+    Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
+    Ok(())
+}
+
+/// Where the container looks for commands: the usual directories of a Linux root.
+const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Fail early, with the fix, when `--rootfs` is not a root filesystem we can use.
+fn check_rootfs(rootfs: &Path) -> Result<()> {
+    let problem = if !rootfs.is_dir() {
+        "there is no such directory"
+    } else if rootfs.join("bin/sh").symlink_metadata().is_err() {
+        // symlink_metadata: busybox's bin/sh is a link that resolves only inside the rootfs.
+        "it has no bin/sh"
+    } else {
+        return Ok(());
+    };
+    Err(eyre!("no root filesystem at {rootfs:?}: {problem}"))
+        .suggestion("run `just rootfs` to build one with busybox, or pass --rootfs DIR")
+}
+
+/// Make the rootfs our `/`. pivot_root(2) wants the new root to be a mount
+/// point, so we bind-mount the directory on itself first; the old root goes to
+/// `oldrootfs/` inside it (book: chapter 3, "why the bind mount").
+fn enter_rootfs(container: &Container) -> Result<()> {
+    let rootfs = &container.rootfs;
+    let old_root = rootfs.join("oldrootfs");
+
+    narrate(
+        container.verbose,
+        &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"),
+    );
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+        .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+
+    narrate(container.verbose, &format!("mkdir({old_root:?}, 0700)"));
+    match mkdir(&old_root, Mode::S_IRWXU) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(error) => return Err(error).wrap_err_with(|| format!("cannot create {old_root:?}")),
+    }
+
+    narrate(container.verbose, &format!("pivot_root({rootfs:?}, {old_root:?})"));
+    pivot_root(rootfs, &old_root)
+        .wrap_err_with(|| format!("pivot_root({rootfs:?}, {old_root:?}) refused"))
+        .suggestion(
+            "pivot_root needs a rootfs on a private mount: see the book's Troubleshooting appendix",
+        )?;
+
+    narrate(container.verbose, "chdir(\"/\")");
+    chdir("/").wrap_err("cannot chdir to the new root")
+}
+
+/// The filesystems every Linux program expects, made fresh for the container
+/// instead of shared with the host: its own processes in /proc, a read-only
+/// /sys, a /dev with only harmless devices, and a private /tmp. Each is
+/// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts").
+fn mount_filesystems(verbose: bool) -> Result<()> {
+    let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
+    mount_fs("proc", "/proc", nosuid | nodev | noexec, "", verbose)?;
+    mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
+    mount_fs("tmpfs", "/dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
+    make_devices(verbose)?;
+    mount_fs("devpts", "/dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620", verbose)?;
+    mount_fs("tmpfs", "/dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
+    mount_fs("tmpfs", "/tmp", nosuid | nodev, "mode=1777", verbose)
+}
+
+/// mount(2) a fresh filesystem of type `fstype` on `target`, made if missing.
+fn mount_fs(
+    fstype: &str,
+    target: &str,
+    flags: MsFlags,
+    options: &str,
+    verbose: bool,
+) -> Result<()> {
+    fs::create_dir_all(target)
+        .wrap_err_with(|| format!("cannot create the mount point {target}"))?;
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    narrate(
+        verbose,
+        &format!("mount({fstype:?}, {target:?}, {fstype:?}, {}, {options:?})", names.join("|")),
+    );
+    mount(Some(fstype), target, Some(fstype), flags, Some(options))
+        .wrap_err_with(|| format!("cannot mount {fstype} on {target}"))
+}
+
+/// The devices a program may use, (name, major, minor) as the kernel's
+/// devices.txt numbers them. No disk, no /dev/mem: what is not here cannot be
+/// opened, CAP_MKNOD or not, since /dev is the only mount without nodev.
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The links that programs expect in /dev, (link, target).
+const DEVICE_LINKS: [(&str, &str); 5] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    ("/dev/ptmx", "pts/ptmx"), // the container's own devpts, not the host's
+];
+
+/// mknod(2) each device, readable and writable by all, and link the rest.
+fn make_devices(verbose: bool) -> Result<()> {
+    let umask_before = umask(Mode::empty()); // so that 0666 is what we get
+    for (name, major, minor) in DEVICES {
+        let path = format!("/dev/{name}");
+        narrate(verbose, &format!("mknod({path:?}, S_IFCHR|0666, makedev({major}, {minor}))"));
+        mknod(
+            path.as_str(),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .wrap_err_with(|| format!("cannot create the device {path}"))?;
+    }
+    umask(umask_before);
+    for (link, target) in DEVICE_LINKS {
+        narrate(verbose, &format!("symlink({target:?}, {link:?})"));
+        symlink(target, link).wrap_err_with(|| format!("cannot link {link} to {target}"))?;
+    }
+    Ok(())
+}
+
+/// Close step 3's hole: detach the host's old root, with all that is mounted
+/// under it, then remove its mount point. No host file is reachable any more.
+fn remove_old_root(verbose: bool) -> Result<()> {
+    narrate(verbose, "umount2(\"/oldrootfs\", MNT_DETACH)");
+    umount2("/oldrootfs", MntFlags::MNT_DETACH).wrap_err("cannot unmount the old root")?;
+    narrate(verbose, "rmdir(\"/oldrootfs\")");
+    fs::remove_dir("/oldrootfs").wrap_err("cannot remove /oldrootfs")
+}
+
+/// Who runs the command.
+struct User {
+    uid: Uid,
+    gid: Gid,
+    home: String,
+}
+
+/// Find `--user` (NAME or UID, then maybe :GROUP or :GID) in the *container's*
+/// /etc/passwd: after pivot_root, that is the rootfs's, not the host's.
+fn find_user(spec: &str) -> Result<User> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    // name:password:UID:GID:comment:home:shell
+    let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
+    let entry =
+        entries.iter().find(|fields| fields.len() == 7 && (fields[0] == user || fields[2] == user));
+    let (uid, gid, home) = match (entry, user.parse::<u32>()) {
+        (Some(fields), _) => (fields[2].parse()?, fields[3].parse()?, fields[5]),
+        (None, Ok(uid)) => (uid, uid, "/"), // a UID the rootfs has no name for
+        (None, Err(_)) => {
+            let names: Vec<&str> = entries.iter().map(|fields| fields[0]).collect();
+            return Err(eyre!(
+                "unknown user {user:?}: the container's /etc/passwd does not list it"
+            ))
+            .suggestion(format!("give a UID, or one of the rootfs's users: {}", names.join(", ")));
+        }
+    };
+    let gid = match group {
+        Some(group) => find_group(group)?,
+        None => gid,
+    };
+    Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), home: home.to_string() })
+}
+
+/// A GID: a number, or a name from the container's /etc/group.
+fn find_group(group: &str) -> Result<u32> {
+    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
+    // name:password:GID:members
+    let named = groups
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields[0] == group);
+    let gid = named.map_or(group, |fields| fields.get(2).copied().unwrap_or_default());
+    gid.parse()
+        .wrap_err_with(|| {
+            format!("unknown group {group:?}: the container's /etc/group does not list it")
+        })
+        .suggestion("give a GID, or a group from the rootfs's etc/group")
+}
+
+/// A resource limit, from `--ulimit NAME=SOFT[:HARD]`.
+#[derive(Clone)]
+struct Ulimit {
+    name: String,
+    resource: Resource,
+    soft: u64,
+    hard: u64,
+}
+
+/// The limits that `--ulimit` knows, by the names that `ulimit` and docker use.
+const RESOURCES: [(&str, Resource); 8] = [
+    ("as", Resource::RLIMIT_AS),
+    ("core", Resource::RLIMIT_CORE),
+    ("cpu", Resource::RLIMIT_CPU),
+    ("fsize", Resource::RLIMIT_FSIZE),
+    ("memlock", Resource::RLIMIT_MEMLOCK),
+    ("nofile", Resource::RLIMIT_NOFILE),
+    ("nproc", Resource::RLIMIT_NPROC),
+    ("stack", Resource::RLIMIT_STACK),
+];
+
+/// What every container gets unless `--ulimit` says otherwise: 1024 open
+/// files, as old programs that use select(2) need, and up to 4096 for those
+/// that ask, the kernel's own defaults. No nproc: it counts a UID's processes
+/// on the whole host, not in the container (step 5's pids cgroup does that).
+const DEFAULT_ULIMITS: [&str; 1] = ["nofile=1024:4096"];
+
+/// clap's parser for `--ulimit`: NAME=SOFT[:HARD], each a number or `unlimited`.
+fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
+    let names: Vec<&str> = RESOURCES.iter().map(|(name, _)| *name).collect();
+    let usage = format!(
+        "expected NAME=SOFT[:HARD] with NAME one of {}, e.g. nofile=1024:4096",
+        names.join(", ")
+    );
+    let (name, values) = text.split_once('=').ok_or(&usage)?;
+    let (_, resource) = RESOURCES.iter().find(|(known, _)| *known == name).ok_or(&usage)?;
+    let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+    let number = |value: &str| match value {
+        "unlimited" => Ok(RLIM_INFINITY),
+        _ => value.parse::<u64>().map_err(|_| usage.clone()),
+    };
+    let (soft, hard) = (number(soft)?, number(hard)?);
+    if soft > hard {
+        return Err(format!("the soft limit {soft} is above the hard limit {hard}"));
+    }
+    Ok(Ulimit { name: name.to_string(), resource: *resource, soft, hard })
+}
+
+/// setrlimit(2) the defaults, then each `--ulimit`: the last word wins.
+fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
+    let defaults = DEFAULT_ULIMITS.map(|text| parse_ulimit(text).expect("the defaults parse"));
+    for Ulimit { name, resource, soft, hard } in defaults.iter().chain(ulimits) {
+        narrate(verbose, &format!("setrlimit({resource:?}, {soft}, {hard})"));
+        setrlimit(*resource, *soft, *hard)
+            .wrap_err_with(|| format!("the kernel refused --ulimit {name}={soft}:{hard}"))
+            .suggestion(
+                "no soft limit may pass its hard limit, and nofile not /proc/sys/fs/nr_open",
+            )?;
+    }
+    Ok(())
+}
+
+/// The capabilities the command keeps: Docker's default set, each with what it
+/// is for. Root in the container keeps these; another `--user` gets none.
+const KEPT_CAPABILITIES: [Capability; 14] = [
+    Capability::CAP_CHOWN,            // chown files
+    Capability::CAP_DAC_OVERRIDE,     // root may read and write any file it can see
+    Capability::CAP_FSETID,           // keep set-group-ID bits on files it changes
+    Capability::CAP_FOWNER,           // chmod files it does not own
+    Capability::CAP_MKNOD,            // make device nodes (nodev mounts make them useless)
+    Capability::CAP_NET_RAW,          // ping, in its own network namespace
+    Capability::CAP_SETGID,           // change group, as su and servers do
+    Capability::CAP_SETUID,           // change user, as su and servers do
+    Capability::CAP_SETFCAP,          // give files capabilities, as package installs do
+    Capability::CAP_SETPCAP,          // drop capabilities of its own
+    Capability::CAP_NET_BIND_SERVICE, // listen on ports below 1024
+    Capability::CAP_SYS_CHROOT,       // chroot, as some servers do
+    Capability::CAP_KILL,             // signal its processes whatever their user
+    Capability::CAP_AUDIT_WRITE,      // write the audit log, as login does
+];
+// Every other capability is dropped, for the why of each see chapter 4. The
+// worst of them: CAP_SYS_ADMIN (mount, and half the kernel's other switches),
+// CAP_SYS_MODULE (load code into the kernel), CAP_SYS_PTRACE (read and write
+// other processes' memory), CAP_SYS_RAWIO (I/O ports, /dev/mem), CAP_SYS_BOOT
+// (reboot the host), CAP_NET_ADMIN (reconfigure the network), CAP_SYS_TIME
+// (the host's clock), CAP_DAC_READ_SEARCH (open_by_handle_at: the "shocker"
+// escape that read the host's /etc/shadow), CAP_SYSLOG (the kernel's log).
+
+/// Reduce every capability set to the kept ones: the bounding set (all that
+/// may ever be held again), permitted and effective (what the command holds),
+/// and empty the inheritable and ambient sets (what could pass across exec).
+fn drop_capabilities(verbose: bool) -> Result<()> {
+    let kept: HashSet<Capability> = KEPT_CAPABILITIES.into_iter().collect();
+    let mut dropped: Vec<Capability> = caps::all().difference(&kept).copied().collect();
+    dropped.sort_by_key(|capability| capability.index());
+    let names: Vec<String> = dropped.iter().map(|capability| capability.to_string()).collect();
+    narrate(
+        verbose,
+        &format!(
+            "prctl(PR_CAPBSET_DROP, …) for {} capabilities: {}",
+            dropped.len(),
+            names.join(" ")
+        ),
+    );
+    for capability in dropped {
+        caps::drop(None, CapSet::Bounding, capability)?;
+    }
+    narrate(verbose, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
+    caps::clear(None, CapSet::Ambient)?;
+    narrate(
+        verbose,
+        &format!("capset(effective = permitted = the {} kept, inheritable = none)", kept.len()),
+    );
+    // Effective first: the kernel keeps effective within permitted.
+    caps::set(None, CapSet::Effective, &kept)?;
+    caps::set(None, CapSet::Permitted, &kept)?;
+    caps::clear(None, CapSet::Inheritable)?;
+    Ok(())
+}
+
+/// Become `--user`: clear the supplementary groups first (the host's root may
+/// have some), then the group, and the user last, since that gives up the
+/// right to change the other two. A user other than root loses every capability here.
+fn switch_user(user: &User, verbose: bool) -> Result<()> {
+    narrate(verbose, "setgroups([])");
+    setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+    narrate(verbose, &format!("setgid({})", user.gid));
+    setgid(user.gid).wrap_err_with(|| format!("cannot change to group {}", user.gid))?;
+    narrate(verbose, &format!("setuid({})", user.uid));
+    setuid(user.uid).wrap_err_with(|| format!("cannot change to user {}", user.uid))
+}
+
+/// The container's status becomes ours: its exit code, or 128+N when signal N
+/// killed it, as a shell reports it.
+fn exit_code(status: WaitStatus) -> u8 {
+    match status {
+        WaitStatus::Exited(_, code) => code as u8,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as u8,
+        other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
+    }
+}
+
+/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
+/// namespace: it is the signal the kernel sends us when the child ends.
+fn flag_names(flags: CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    [names, vec!["SIGCHLD"]].concat().join("|")
+}
+
+/// `-v`: one line per system call that makes the container, like contained.c's
+/// `=> doing X… done.` lines.
+fn narrate(verbose: bool, call: &str) {
+    if verbose {
+        eprintln!("=> {call}");
+    }
+}

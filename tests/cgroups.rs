@@ -1,0 +1,216 @@
+//! Step 5 puts the container in a cgroup with limits: memory (the classic
+//! stress demo), processes and CPU time. Every run must leave no cgroup behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+
+use common::STEP5;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn run(args: &[&str]) -> common::Run {
+    common::require_rootfs();
+    STEP5.run(args)
+}
+
+const OOM_REPORT: &str = "container hit its memory limit (100 MiB): the OOM killer killed";
+
+/// The classic demo: stress wants 200 MiB, the container may have 100 MiB.
+#[test]
+fn the_oom_killer_stops_stress_and_we_say_so() {
+    let run = run(&[
+        "run",
+        "--memory",
+        "100m",
+        "--",
+        "stress",
+        "--vm-bytes",
+        "200m",
+        "--vm-keep",
+        "-m",
+        "1",
+    ]);
+    assert!(run.output.contains(OOM_REPORT), "{}", run.transcript);
+    if common::memory_on_cgroup_v1() {
+        // v1 kills the worker that ran over; stress itself says so and exits 1.
+        assert!(run.output.contains("got signal 9"), "{}", run.transcript);
+        assert_eq!(run.status, 1, "{}", run.transcript);
+        assert_transcript!("step5_oom", run);
+    } else {
+        // v2 (memory.oom.group) kills the whole container: 128 + SIGKILL.
+        assert_eq!(run.status, 137, "{}", run.transcript);
+    }
+}
+
+#[test]
+fn enough_memory_and_stress_completes() {
+    let run = run(&[
+        "run",
+        "--memory",
+        "300m",
+        "--",
+        "stress",
+        "--vm-bytes",
+        "200m",
+        "--vm-keep",
+        "-m",
+        "1",
+        "-t",
+        "2",
+    ]);
+    assert_eq!(run.status, 0, "{}", run.transcript);
+    assert!(!run.output.contains("OOM"), "{}", run.transcript);
+    assert_transcript!("step5_enough_memory", run);
+}
+
+/// 20 processes at most: init, the shell and 18 sleeps; the 19th fork fails.
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let script = "for i in $(seq 50); do sleep 3 & echo \"started sleep number $i\"; done";
+    let run = run(&["run", "--pids", "20", "sh", "-c", script]);
+    assert_eq!(run.status, 2, "{}", run.transcript);
+    assert!(
+        run.output.ends_with(
+            "started sleep number 18\nsh: can't fork: Resource temporarily unavailable\n"
+        )
+    );
+    assert_transcript!("step5_pids", run);
+}
+
+/// A quarter of a CPU: the same busy loop takes about four times as long.
+#[test]
+fn cpus_limit_slows_a_busy_loop() {
+    let busy = ["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"];
+    let seconds = |limit: &[&str]| {
+        let start = std::time::Instant::now();
+        let run = run(&[&["run"], limit, &busy].concat());
+        assert_eq!(run.status, 0, "{}", run.transcript);
+        start.elapsed().as_secs_f64()
+    };
+    let (free, limited) = (seconds(&[]), seconds(&["--cpus", "0.25"]));
+    assert!(limited > 2.5 * free, "{free:.2} s without a limit, {limited:.2} s with --cpus 0.25");
+}
+
+/// The cgroup is made and its limits written before the clone, and the
+/// container's first process joins it before it execs anything: no window in
+/// which the command runs unlimited. After the run the cgroup is removed.
+#[test]
+fn the_container_joins_its_cgroup_before_anything_runs() {
+    let run = run(&["run", "-v", "--memory", "100m", "--pids", "20", "--cpus", "0.5", "true"]);
+    assert_eq!(run.status, 0, "{}", run.transcript);
+    let lines: Vec<&str> = run.output.lines().collect();
+    let position = |wanted: &str| lines.iter().position(|line| line.contains(wanted));
+    let (clone, exec) =
+        (position("=> clone(").unwrap(), position("=> execv(\"/proc/self/exe\"").unwrap());
+    for file in ["memory", "pids.max\", \"20\"", "cpu"] {
+        let limit =
+            position(file).unwrap_or_else(|| panic!("no {file} limit in\n{}", run.transcript));
+        assert!(limit < clone, "the {file} limit is written after clone:\n{}", run.transcript);
+    }
+    let joins: Vec<usize> =
+        (0..lines.len()).filter(|&i| lines[i].ends_with("cgroup.procs\", \"0\")")).collect();
+    assert_eq!(
+        joins.len(),
+        if common::memory_on_cgroup_v1() { 3 } else { 1 },
+        "{}",
+        run.transcript
+    );
+    assert!(joins.iter().all(|&join| clone < join && join < exec), "{}", run.transcript);
+    assert!(lines.last().unwrap().starts_with("=> rmdir("), "{}", run.transcript);
+}
+
+#[test]
+fn bad_limits_are_usage_errors() {
+    for (case, flag, value) in [
+        ("memory_unit", "--memory", "100q"),
+        ("memory_negative", "--memory", "-1"),
+        ("pids_zero", "--pids", "0"),
+        ("cpus_word", "--cpus", "lots"),
+    ] {
+        let run = run(&["run", flag, value, "true"]);
+        assert_eq!(run.status, 2, "{}", run.transcript);
+        assert_transcript!(format!("step5_bad_{case}"), run);
+    }
+}
+
+#[test]
+fn a_cgroup_parent_that_does_not_exist() {
+    let run = run(&["run", "--memory", "100m", "--cgroup-parent", "/no/such/parent", "true"]);
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert!(run.output.contains("\"/no/such/parent\" does not exist"), "{}", run.transcript);
+    assert!(run.output.contains("Suggestion: create it"), "{}", run.transcript);
+}
+
+/// A machine without the memory controller: here, a mount namespace in which
+/// every cgroup tree is unmounted.
+#[test]
+fn a_missing_controller() {
+    let host = common::HostState::now();
+    let script = r#"for tree in $(grep -E ' - cgroup2? ' /proc/self/mountinfo | cut -d' ' -f5 | sort -r); do
+  umount "$tree"
+done
+exec "$@""#;
+    let output = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", script, "sh", STEP5.exe, "run", "--memory", "100m", "true"])
+        .current_dir(common::PROJECT)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no cgroup tree offers the memory controller"), "{stderr}");
+    assert!(stderr.contains("Suggestion:"), "{stderr}");
+    host.assert_unchanged("step5");
+}
+
+/// SIGTERM to the runtime reaches the command; the runtime then removes the cgroup.
+#[test]
+fn sigterm_to_the_runtime_removes_the_cgroup() {
+    let host = common::HostState::now();
+    let mut runtime = STEP5.spawn(&[
+        "run",
+        "--memory",
+        "100m",
+        "--pids",
+        "20",
+        "sh",
+        "-c",
+        "echo ready; sleep 60",
+    ]);
+    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
+    assert_eq!(output.next().unwrap().unwrap(), "ready");
+    assert_eq!(common::workbook_cgroups().len(), 1 + usize::from(common::memory_on_cgroup_v1()));
+    kill(Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(runtime.wait().unwrap().code(), Some(128 + 15));
+    host.assert_unchanged("step5");
+}
+
+/// A runtime killed by SIGKILL cannot clean up: the kernel kills its container
+/// (PR_SET_PDEATHSIG), and the next run removes the empty cgroups it left.
+#[test]
+fn the_next_run_removes_what_a_killed_runtime_left() {
+    let host = common::HostState::now();
+    let mut runtime = STEP5.spawn(&[
+        "run",
+        "--memory",
+        "100m",
+        "--pids",
+        "20",
+        "sh",
+        "-c",
+        "echo ready; sleep 60",
+    ]);
+    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
+    assert_eq!(output.next().unwrap().unwrap(), "ready");
+    runtime.kill().unwrap();
+    runtime.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !common::workbook_cgroups().is_empty(),
+        "the killed runtime's cgroups are gone already?"
+    );
+    let next = STEP5.spawn(&["run", "--memory", "100m", "--pids", "20", "true"]).wait().unwrap();
+    assert!(next.success());
+    host.assert_unchanged("step5");
+}
