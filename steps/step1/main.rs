@@ -38,6 +38,7 @@ enum Role {
     Child(Container),
 }
 
+// ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
 #[derive(Args)]
 struct Container {
@@ -49,7 +50,9 @@ struct Container {
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
+// ANCHOR_END: Container
 
+// ANCHOR: main
 fn main() -> ExitCode {
     // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
     let cli = Cli::parse();
@@ -74,7 +77,9 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     })
 }
+// ANCHOR_END: main
 
+// ANCHOR: parent
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     let child = start_child(container)?;
@@ -92,7 +97,9 @@ fn parent(container: &Container) -> Result<ExitCode> {
     narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
     Ok(ExitCode::from(exit_code(status)))
 }
+// ANCHOR_END: parent
 
+// ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
     let flags = CloneFlags::empty();
@@ -123,7 +130,9 @@ fn start_child(container: &Container) -> Result<Pid> {
     };
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
 }
+// ANCHOR_END: start_child
 
+// ANCHOR: child
 /// Inside the container: become the command.
 fn child(container: &Container) -> Result<ExitCode> {
     let command = &container.command;
@@ -142,7 +151,9 @@ fn child(container: &Container) -> Result<ExitCode> {
     eprintln!("Error: {report:?}");
     Ok(ExitCode::from(status))
 }
+// ANCHOR_END: child
 
+// ANCHOR: exit_code
 /// The container's status becomes ours: its exit code, or 128+N when signal N
 /// killed it, as a shell reports it.
 fn exit_code(status: WaitStatus) -> u8 {
@@ -152,14 +163,18 @@ fn exit_code(status: WaitStatus) -> u8 {
         other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
     }
 }
+// ANCHOR_END: exit_code
 
+// ANCHOR: flag_names
 /// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
 /// namespace: it is the signal the kernel sends us when the child ends.
 fn flag_names(flags: CloneFlags) -> String {
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
     [names, vec!["SIGCHLD"]].concat().join("|")
 }
+// ANCHOR_END: flag_names
 
+// ANCHOR: narrate
 /// `-v`: one line per system call that makes the container, like contained.c's
 /// `=> doing X… done.` lines.
 fn narrate(verbose: bool, call: &str) {
@@ -167,3 +182,4 @@ fn narrate(verbose: bool, call: &str) {
         eprintln!("=> {call}");
     }
 }
+// ANCHOR_END: narrate

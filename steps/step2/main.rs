@@ -40,6 +40,7 @@ enum Role {
     Child(Container),
 }
 
+// ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
 #[derive(Args)]
 struct Container {
@@ -55,7 +56,9 @@ struct Container {
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
+// ANCHOR_END: Container
 
+// ANCHOR: main
 fn main() -> ExitCode {
     // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
     let cli = Cli::parse();
@@ -80,7 +83,9 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     })
 }
+// ANCHOR_END: main
 
+// ANCHOR: parent
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     let child = start_child(container)?;
@@ -98,7 +103,9 @@ fn parent(container: &Container) -> Result<ExitCode> {
     narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
     Ok(ExitCode::from(exit_code(status)))
 }
+// ANCHOR_END: parent
 
+// ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
     // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags.
@@ -134,7 +141,9 @@ fn start_child(container: &Container) -> Result<Pid> {
     };
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
 }
+// ANCHOR_END: start_child
 
+// ANCHOR: child
 /// Inside the container: set it up, then become the command.
 fn child(container: &Container) -> Result<ExitCode> {
     make_mounts_private(container.verbose)?;
@@ -156,7 +165,9 @@ fn child(container: &Container) -> Result<ExitCode> {
     eprintln!("Error: {report:?}");
     Ok(ExitCode::from(status))
 }
+// ANCHOR_END: child
 
+// ANCHOR: make_mounts_private
 /// Our new mount namespace starts as a copy of the host's, and on a systemd
 /// host every mount in it is *shared*: whatever we mount would propagate back
 /// to the host. Go's runtime quietly makes them private; Rust does not, so we
@@ -167,14 +178,18 @@ fn make_mounts_private(verbose: bool) -> Result<()> {
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
         .wrap_err("cannot make the container's mounts private")
 }
+// ANCHOR_END: make_mounts_private
 
+// ANCHOR: set_hostname
 /// The new UTS namespace has its own hostname: changing it leaves the host's alone.
 fn set_hostname(container: &Container) -> Result<()> {
     narrate(container.verbose, &format!("sethostname({:?})", container.hostname));
     sethostname(&container.hostname)
         .wrap_err_with(|| format!("cannot set the hostname to {:?}", container.hostname))
 }
+// ANCHOR_END: set_hostname
 
+// ANCHOR: exit_code
 /// The container's status becomes ours: its exit code, or 128+N when signal N
 /// killed it, as a shell reports it.
 fn exit_code(status: WaitStatus) -> u8 {
@@ -184,14 +199,18 @@ fn exit_code(status: WaitStatus) -> u8 {
         other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
     }
 }
+// ANCHOR_END: exit_code
 
+// ANCHOR: flag_names
 /// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
 /// namespace: it is the signal the kernel sends us when the child ends.
 fn flag_names(flags: CloneFlags) -> String {
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
     [names, vec!["SIGCHLD"]].concat().join("|")
 }
+// ANCHOR_END: flag_names
 
+// ANCHOR: narrate
 /// `-v`: one line per system call that makes the container, like contained.c's
 /// `=> doing X… done.` lines.
 fn narrate(verbose: bool, call: &str) {
@@ -199,3 +218,4 @@ fn narrate(verbose: bool, call: &str) {
         eprintln!("=> {call}");
     }
 }
+// ANCHOR_END: narrate

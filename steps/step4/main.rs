@@ -55,6 +55,7 @@ enum Role {
     Child(Container),
 }
 
+// ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
 #[derive(Args)]
 struct Container {
@@ -82,7 +83,9 @@ struct Container {
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
+// ANCHOR_END: Container
 
+// ANCHOR: main
 fn main() -> ExitCode {
     // A bad flag or a missing CMD: clap prints the usage and exits with status 2.
     let cli = Cli::parse();
@@ -107,7 +110,9 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     })
 }
+// ANCHOR_END: main
 
+// ANCHOR: parent
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
@@ -116,7 +121,9 @@ fn parent(container: &Container) -> Result<ExitCode> {
     let status = supervise(child, &signals, container.verbose)?;
     Ok(ExitCode::from(exit_code(status)))
 }
+// ANCHOR_END: parent
 
+// ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
     // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags,
@@ -163,7 +170,9 @@ fn start_child(container: &Container) -> Result<Pid> {
     };
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
 }
+// ANCHOR_END: start_child
 
+// ANCHOR: child
 /// Inside the container, as its PID 1: set it up, start the command, and stay
 /// on as its init until it ends.
 fn child(container: &Container) -> Result<ExitCode> {
@@ -180,7 +189,9 @@ fn child(container: &Container) -> Result<ExitCode> {
     let status = supervise(command, &signals, container.verbose)?;
     Ok(ExitCode::from(exit_code(status)))
 }
+// ANCHOR_END: child
 
+// ANCHOR: FORWARDED
 /// The signals that ask a program to stop, or to do something: a runtime
 /// passes them on to the command, as docker and tini do.
 const FORWARDED: [Signal; 6] = [
@@ -191,7 +202,9 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR1,
     Signal::SIGUSR2,
 ];
+// ANCHOR_END: FORWARDED
 
+// ANCHOR: block_signals
 /// Block the forwarded signals and SIGCHLD: they wait in a queue until
 /// `supervise` reads them, so none is lost and none kills us meanwhile. (A
 /// namespace's PID 1 gets no signal that it neither handles nor blocks.)
@@ -201,7 +214,9 @@ fn block_signals() -> Result<SigSet> {
     signals.thread_block().wrap_err("cannot block signals")?;
     Ok(signals)
 }
+// ANCHOR_END: block_signals
 
+// ANCHOR: supervise
 /// Wait for `pid` to end and return its status, doing PID 1's duties meanwhile:
 /// reap every child that ends (orphans in the container become ours), and pass
 /// the forwarded signals on to `pid`. The runtime on the host runs this same
@@ -231,7 +246,9 @@ fn supervise(pid: Pid, signals: &SigSet, verbose: bool) -> Result<WaitStatus> {
         }
     }
 }
+// ANCHOR_END: supervise
 
+// ANCHOR: start_command
 /// fork(2) the user's command: it is PID 2, and our init is its parent.
 fn start_command(
     container: &Container,
@@ -254,7 +271,9 @@ fn start_command(
         }
     }
 }
+// ANCHOR_END: start_command
 
+// ANCHOR: restrict_and_exec
 /// In the command's own process: the restrictions that are the command's
 /// alone, then exec. Our init stays as it is, so that it can supervise.
 fn restrict_and_exec(
@@ -300,7 +319,9 @@ fn restrict_and_exec(
     eprintln!("Error: {report:?}");
     Ok(status)
 }
+// ANCHOR_END: restrict_and_exec
 
+// ANCHOR: make_mounts_private
 /// Our new mount namespace starts as a copy of the host's, and on a systemd
 /// host every mount in it is *shared*: whatever we mount would propagate back
 /// to the host. Go's runtime quietly makes them private; Rust does not, so we
@@ -311,7 +332,9 @@ fn make_mounts_private(verbose: bool) -> Result<()> {
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
         .wrap_err("cannot make the container's mounts private")
 }
+// ANCHOR_END: make_mounts_private
 
+// ANCHOR: set_hostname
 /// The new UTS namespace has its own hostname: changing it leaves the host's alone.
 /// Without `--hostname`, a random id, as docker gives.
 fn set_hostname(container: &Container) -> Result<String> {
@@ -323,14 +346,18 @@ fn set_hostname(container: &Container) -> Result<String> {
     sethostname(&hostname).wrap_err_with(|| format!("cannot set the hostname to {hostname:?}"))?;
     Ok(hostname)
 }
+// ANCHOR_END: set_hostname
 
+// ANCHOR: random_id
 /// 12 hex digits of the kernel's randomness, like a docker container's short id.
 fn random_id() -> Result<String> {
     let mut bytes = [0u8; 6];
     File::open("/dev/urandom").and_then(|mut urandom| urandom.read_exact(&mut bytes))?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
+// ANCHOR_END: random_id
 
+// ANCHOR: bring_up_loopback
 /// A new network namespace has one interface, the loopback `lo`, and it is
 /// down. Bring it up, as `ip link set lo up` does: the container can reach
 /// its own services on 127.0.0.1, and nothing else.
@@ -349,10 +376,14 @@ fn bring_up_loopback(verbose: bool) -> Result<()> {
     Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
     Ok(())
 }
+// ANCHOR_END: bring_up_loopback
 
+// ANCHOR: CONTAINER_PATH
 /// Where the container looks for commands: the usual directories of a Linux root.
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// ANCHOR_END: CONTAINER_PATH
 
+// ANCHOR: check_rootfs
 /// Fail early, with the fix, when `--rootfs` is not a root filesystem we can use.
 fn check_rootfs(rootfs: &Path) -> Result<()> {
     let problem = if !rootfs.is_dir() {
@@ -366,7 +397,9 @@ fn check_rootfs(rootfs: &Path) -> Result<()> {
     Err(eyre!("no root filesystem at {rootfs:?}: {problem}"))
         .suggestion("run `just rootfs` to build one with busybox, or pass --rootfs DIR")
 }
+// ANCHOR_END: check_rootfs
 
+// ANCHOR: enter_rootfs
 /// Make the rootfs our `/`. pivot_root(2) wants the new root to be a mount
 /// point, so we bind-mount the directory on itself first; the old root goes to
 /// `oldrootfs/` inside it (book: chapter 3, "why the bind mount").
@@ -398,7 +431,9 @@ fn enter_rootfs(container: &Container) -> Result<()> {
     narrate(container.verbose, "chdir(\"/\")");
     chdir("/").wrap_err("cannot chdir to the new root")
 }
+// ANCHOR_END: enter_rootfs
 
+// ANCHOR: mount_filesystems
 /// The filesystems every Linux program expects, made fresh for the container
 /// instead of shared with the host: its own processes in /proc, a read-only
 /// /sys, a /dev with only harmless devices, and a private /tmp. Each is
@@ -413,7 +448,9 @@ fn mount_filesystems(verbose: bool) -> Result<()> {
     mount_fs("tmpfs", "/dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
     mount_fs("tmpfs", "/tmp", nosuid | nodev, "mode=1777", verbose)
 }
+// ANCHOR_END: mount_filesystems
 
+// ANCHOR: mount_fs
 /// mount(2) a fresh filesystem of type `fstype` on `target`, made if missing.
 fn mount_fs(
     fstype: &str,
@@ -432,7 +469,9 @@ fn mount_fs(
     mount(Some(fstype), target, Some(fstype), flags, Some(options))
         .wrap_err_with(|| format!("cannot mount {fstype} on {target}"))
 }
+// ANCHOR_END: mount_fs
 
+// ANCHOR: DEVICES
 /// The devices a program may use, (name, major, minor) as the kernel's
 /// devices.txt numbers them. No disk, no /dev/mem: what is not here cannot be
 /// opened, CAP_MKNOD or not, since /dev is the only mount without nodev.
@@ -444,7 +483,9 @@ const DEVICES: [(&str, u64, u64); 6] = [
     ("urandom", 1, 9),
     ("tty", 5, 0),
 ];
+// ANCHOR_END: DEVICES
 
+// ANCHOR: DEVICE_LINKS
 /// The links that programs expect in /dev, (link, target).
 const DEVICE_LINKS: [(&str, &str); 5] = [
     ("/dev/fd", "/proc/self/fd"),
@@ -453,7 +494,9 @@ const DEVICE_LINKS: [(&str, &str); 5] = [
     ("/dev/stderr", "/proc/self/fd/2"),
     ("/dev/ptmx", "pts/ptmx"), // the container's own devpts, not the host's
 ];
+// ANCHOR_END: DEVICE_LINKS
 
+// ANCHOR: make_devices
 /// mknod(2) each device, readable and writable by all, and link the rest.
 fn make_devices(verbose: bool) -> Result<()> {
     let umask_before = umask(Mode::empty()); // so that 0666 is what we get
@@ -475,7 +518,9 @@ fn make_devices(verbose: bool) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: make_devices
 
+// ANCHOR: remove_old_root
 /// Close step 3's hole: detach the host's old root, with all that is mounted
 /// under it, then remove its mount point. No host file is reachable any more.
 fn remove_old_root(verbose: bool) -> Result<()> {
@@ -484,14 +529,18 @@ fn remove_old_root(verbose: bool) -> Result<()> {
     narrate(verbose, "rmdir(\"/oldrootfs\")");
     fs::remove_dir("/oldrootfs").wrap_err("cannot remove /oldrootfs")
 }
+// ANCHOR_END: remove_old_root
 
+// ANCHOR: User
 /// Who runs the command.
 struct User {
     uid: Uid,
     gid: Gid,
     home: String,
 }
+// ANCHOR_END: User
 
+// ANCHOR: find_user
 /// Find `--user` (NAME or UID, then maybe :GROUP or :GID) in the *container's*
 /// /etc/passwd: after pivot_root, that is the rootfs's, not the host's.
 fn find_user(spec: &str) -> Result<User> {
@@ -521,7 +570,9 @@ fn find_user(spec: &str) -> Result<User> {
     };
     Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), home: home.to_string() })
 }
+// ANCHOR_END: find_user
 
+// ANCHOR: find_group
 /// A GID: a number, or a name from the container's /etc/group.
 fn find_group(group: &str) -> Result<u32> {
     let groups = fs::read_to_string("/etc/group").unwrap_or_default();
@@ -537,6 +588,7 @@ fn find_group(group: &str) -> Result<u32> {
         })
         .suggestion("give a GID, or a group from the rootfs's etc/group")
 }
+// ANCHOR_END: find_group
 
 /// A resource limit, from `--ulimit NAME=SOFT[:HARD]`.
 #[derive(Clone)]
@@ -547,6 +599,7 @@ struct Ulimit {
     hard: u64,
 }
 
+// ANCHOR: RESOURCES
 /// The limits that `--ulimit` knows, by the names that `ulimit` and docker use.
 const RESOURCES: [(&str, Resource); 8] = [
     ("as", Resource::RLIMIT_AS),
@@ -558,13 +611,17 @@ const RESOURCES: [(&str, Resource); 8] = [
     ("nproc", Resource::RLIMIT_NPROC),
     ("stack", Resource::RLIMIT_STACK),
 ];
+// ANCHOR_END: RESOURCES
 
+// ANCHOR: DEFAULT_ULIMITS
 /// What every container gets unless `--ulimit` says otherwise: 1024 open
 /// files, as old programs that use select(2) need, and up to 4096 for those
 /// that ask, the kernel's own defaults. No nproc: it counts a UID's processes
 /// on the whole host, not in the container (step 5's pids cgroup does that).
 const DEFAULT_ULIMITS: [&str; 1] = ["nofile=1024:4096"];
+// ANCHOR_END: DEFAULT_ULIMITS
 
+// ANCHOR: parse_ulimit
 /// clap's parser for `--ulimit`: NAME=SOFT[:HARD], each a number or `unlimited`.
 fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
     let names: Vec<&str> = RESOURCES.iter().map(|(name, _)| *name).collect();
@@ -585,7 +642,9 @@ fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
     }
     Ok(Ulimit { name: name.to_string(), resource: *resource, soft, hard })
 }
+// ANCHOR_END: parse_ulimit
 
+// ANCHOR: set_resource_limits
 /// setrlimit(2) the defaults, then each `--ulimit`: the last word wins.
 fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
     let defaults = DEFAULT_ULIMITS.map(|text| parse_ulimit(text).expect("the defaults parse"));
@@ -599,7 +658,9 @@ fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: set_resource_limits
 
+// ANCHOR: KEPT_CAPABILITIES
 /// The capabilities the command keeps: Docker's default set, each with what it
 /// is for. Root in the container keeps these; another `--user` gets none.
 const KEPT_CAPABILITIES: [Capability; 14] = [
@@ -618,32 +679,62 @@ const KEPT_CAPABILITIES: [Capability; 14] = [
     Capability::CAP_KILL,             // signal its processes whatever their user
     Capability::CAP_AUDIT_WRITE,      // write the audit log, as login does
 ];
-// Every other capability is dropped, for the why of each see chapter 4. The
-// worst of them: CAP_SYS_ADMIN (mount, and half the kernel's other switches),
-// CAP_SYS_MODULE (load code into the kernel), CAP_SYS_PTRACE (read and write
-// other processes' memory), CAP_SYS_RAWIO (I/O ports, /dev/mem), CAP_SYS_BOOT
-// (reboot the host), CAP_NET_ADMIN (reconfigure the network), CAP_SYS_TIME
-// (the host's clock), CAP_DAC_READ_SEARCH (open_by_handle_at: the "shocker"
-// escape that read the host's /etc/shadow), CAP_SYSLOG (the kernel's log).
+// ANCHOR_END: KEPT_CAPABILITIES
 
+// ANCHOR: DROPPED_CAPABILITIES
+/// Every other capability is dropped. Why, for each: what it would let a
+/// process in the container do to the host (capabilities(7) has the rest).
+const DROPPED_CAPABILITIES: [(Capability, &str); 27] = [
+    (
+        Capability::CAP_DAC_READ_SEARCH,
+        "open_by_handle_at reads any host file: the \"shocker\" escape",
+    ),
+    (Capability::CAP_LINUX_IMMUTABLE, "unset the immutable and append-only flags of files"),
+    (Capability::CAP_NET_BROADCAST, "broadcast and listen to multicast"),
+    (Capability::CAP_NET_ADMIN, "reconfigure interfaces, routes and firewall rules"),
+    (Capability::CAP_IPC_LOCK, "lock memory in RAM beyond any limit"),
+    (Capability::CAP_IPC_OWNER, "ignore the permissions of shared memory and queues"),
+    (Capability::CAP_SYS_MODULE, "load code into the host's kernel"),
+    (Capability::CAP_SYS_RAWIO, "raw I/O ports and memory: /dev/mem, iopl"),
+    (Capability::CAP_SYS_PTRACE, "trace any process, read and write its memory"),
+    (Capability::CAP_SYS_PACCT, "switch the host's process accounting"),
+    (Capability::CAP_SYS_ADMIN, "mount, and half the kernel's other switches"),
+    (Capability::CAP_SYS_BOOT, "reboot the host, or kexec another kernel"),
+    (Capability::CAP_SYS_NICE, "raise its priority and starve the host"),
+    (Capability::CAP_SYS_RESOURCE, "pass resource limits and quotas"),
+    (Capability::CAP_SYS_TIME, "set the host's clock"),
+    (Capability::CAP_SYS_TTY_CONFIG, "hang up the host's terminals"),
+    (Capability::CAP_LEASE, "take leases on files it does not own"),
+    (Capability::CAP_AUDIT_CONTROL, "change or switch off the host's auditing"),
+    (Capability::CAP_MAC_OVERRIDE, "bypass AppArmor or SELinux"),
+    (Capability::CAP_MAC_ADMIN, "reconfigure AppArmor or SELinux"),
+    (Capability::CAP_SYSLOG, "read the kernel's log, and the kernel addresses in it"),
+    (Capability::CAP_WAKE_ALARM, "set alarms that wake the host up"),
+    (Capability::CAP_BLOCK_SUSPEND, "keep the host from suspending"),
+    (Capability::CAP_AUDIT_READ, "read the host's audit log"),
+    (Capability::CAP_PERFMON, "watch the whole host with perf"),
+    (Capability::CAP_BPF, "load BPF programs into the kernel"),
+    (Capability::CAP_CHECKPOINT_RESTORE, "set other processes' state, as checkpointing does"),
+];
+// ANCHOR_END: DROPPED_CAPABILITIES
+
+// ANCHOR: drop_capabilities
 /// Reduce every capability set to the kept ones: the bounding set (all that
 /// may ever be held again), permitted and effective (what the command holds),
 /// and empty the inheritable and ambient sets (what could pass across exec).
 fn drop_capabilities(verbose: bool) -> Result<()> {
     let kept: HashSet<Capability> = KEPT_CAPABILITIES.into_iter().collect();
-    let mut dropped: Vec<Capability> = caps::all().difference(&kept).copied().collect();
+    // All that this kernel knows: an older one would refuse to drop CAP_BPF.
+    let mut dropped: Vec<Capability> =
+        caps::runtime::thread_all_supported().difference(&kept).copied().collect();
     dropped.sort_by_key(|capability| capability.index());
-    let names: Vec<String> = dropped.iter().map(|capability| capability.to_string()).collect();
-    narrate(
-        verbose,
-        &format!(
-            "prctl(PR_CAPBSET_DROP, …) for {} capabilities: {}",
-            dropped.len(),
-            names.join(" ")
-        ),
-    );
     for capability in dropped {
-        caps::drop(None, CapSet::Bounding, capability)?;
+        // One the kernel added after this list was written is dropped too.
+        let why = DROPPED_CAPABILITIES.iter().find(|(known, _)| *known == capability);
+        let why = why.map_or("it is not in Docker's default set", |(_, why)| why);
+        narrate(verbose, &format!("prctl(PR_CAPBSET_DROP, {capability}): {why}"));
+        caps::drop(None, CapSet::Bounding, capability)
+            .wrap_err_with(|| format!("cannot drop {capability}"))?;
     }
     narrate(verbose, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
     caps::clear(None, CapSet::Ambient)?;
@@ -657,7 +748,9 @@ fn drop_capabilities(verbose: bool) -> Result<()> {
     caps::clear(None, CapSet::Inheritable)?;
     Ok(())
 }
+// ANCHOR_END: drop_capabilities
 
+// ANCHOR: switch_user
 /// Become `--user`: clear the supplementary groups first (the host's root may
 /// have some), then the group, and the user last, since that gives up the
 /// right to change the other two. A user other than root loses every capability here.
@@ -669,7 +762,9 @@ fn switch_user(user: &User, verbose: bool) -> Result<()> {
     narrate(verbose, &format!("setuid({})", user.uid));
     setuid(user.uid).wrap_err_with(|| format!("cannot change to user {}", user.uid))
 }
+// ANCHOR_END: switch_user
 
+// ANCHOR: exit_code
 /// The container's status becomes ours: its exit code, or 128+N when signal N
 /// killed it, as a shell reports it.
 fn exit_code(status: WaitStatus) -> u8 {
@@ -679,14 +774,18 @@ fn exit_code(status: WaitStatus) -> u8 {
         other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
     }
 }
+// ANCHOR_END: exit_code
 
+// ANCHOR: flag_names
 /// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
 /// namespace: it is the signal the kernel sends us when the child ends.
 fn flag_names(flags: CloneFlags) -> String {
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
     [names, vec!["SIGCHLD"]].concat().join("|")
 }
+// ANCHOR_END: flag_names
 
+// ANCHOR: narrate
 /// `-v`: one line per system call that makes the container, like contained.c's
 /// `=> doing X… done.` lines.
 fn narrate(verbose: bool, call: &str) {
@@ -694,3 +793,4 @@ fn narrate(verbose: bool, call: &str) {
         eprintln!("=> {call}");
     }
 }
+// ANCHOR_END: narrate

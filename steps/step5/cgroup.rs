@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 
 use crate::narrate;
 
+// ANCHOR: Limits
 /// The limits asked for on the command line; `None` means "no limit".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
@@ -29,10 +30,12 @@ pub struct Limits {
     pub pids: Option<u64>,
     pub cpus: Option<f64>,
 }
+// ANCHOR_END: Limits
 
 /// The stretch of time a CPU quota is measured against: 100 ms, the kernel's default.
 const CPU_PERIOD_US: u64 = 100_000;
 
+// ANCHOR: parse_size
 /// Parse a memory size for clap: bytes, or a number with k, m or g (1024-based).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let lower = text.trim().to_ascii_lowercase();
@@ -49,6 +52,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         )),
     }
 }
+// ANCHOR_END: parse_size
 
 /// Parse a number of CPUs for clap: 0.5 means half of one CPU's time.
 pub fn parse_cpus(text: &str) -> Result<f64, String> {
@@ -82,6 +86,7 @@ impl Mount {
     }
 }
 
+// ANCHOR: mounts
 /// The cgroup trees in /proc/self/mountinfo, whose lines look like
 /// `35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory`:
 /// the 5th field is the mount point; after the "-" come the type, the source and the options.
@@ -106,7 +111,9 @@ fn mounts(mountinfo: &str) -> Vec<Mount> {
     }
     mounts
 }
+// ANCHOR_END: mounts
 
+// ANCHOR: layout
 /// "v1", "v2", "hybrid" (both: systemd's way before v2 became the default) or "none".
 fn layout(mounts: &[Mount]) -> &'static str {
     match (mounts.iter().any(|m| !m.v2), mounts.iter().any(|m| m.v2)) {
@@ -116,6 +123,7 @@ fn layout(mounts: &[Mount]) -> &'static str {
         (false, false) => "none",
     }
 }
+// ANCHOR_END: layout
 
 /// A cgroup tree we use: the controllers we need from it, and the cgroup we run in there.
 #[derive(Debug)]
@@ -126,6 +134,7 @@ struct Hierarchy {
     own: String,
 }
 
+// ANCHOR: hierarchies
 /// For each controller the limits need, the tree that holds it. On a hybrid machine the v2
 /// tree is mounted too, but it holds only what its cgroup.controllers lists.
 fn hierarchies(mounts: &[Mount], proc_cgroup: &str, limits: &Limits) -> Result<Vec<Hierarchy>> {
@@ -157,7 +166,9 @@ fn hierarchies(mounts: &[Mount], proc_cgroup: &str, limits: &Limits) -> Result<V
     }
     Ok(hierarchies)
 }
+// ANCHOR_END: hierarchies
 
+// ANCHOR: own_cgroup
 /// The cgroup we run in, in `mount`'s tree. /proc/self/cgroup has a line per tree:
 /// `4:memory:/process_api/1f3c` for v1 (controllers in the middle), `0::/user.slice/...` for v2.
 fn own_cgroup(proc_cgroup: &str, mount: &Mount) -> Result<String> {
@@ -176,7 +187,9 @@ fn own_cgroup(proc_cgroup: &str, mount: &Mount) -> Result<String> {
     }
     bail!("/proc/self/cgroup has no line for the cgroup tree at {:?}", mount.path)
 }
+// ANCHOR_END: own_cgroup
 
+// ANCHOR: parent_dir
 /// The cgroup, in one tree, that the container's cgroup goes beneath (book: chapter 5).
 fn parent_dir(h: &Hierarchy, cgroup_parent: Option<&str>, verbose: bool) -> Result<PathBuf> {
     let dir = match cgroup_parent {
@@ -210,7 +223,9 @@ fn parent_dir(h: &Hierarchy, cgroup_parent: Option<&str>, verbose: bool) -> Resu
     }
     Ok(dir)
 }
+// ANCHOR_END: parent_dir
 
+// ANCHOR: enable_controllers
 /// v2 only: a cgroup gets a controller's files only if its parent names the controller in
 /// cgroup.subtree_control. So write "+memory +pids" there, from the root down to `parent`.
 fn enable_controllers(h: &Hierarchy, parent: &Path, verbose: bool) -> Result<()> {
@@ -233,7 +248,9 @@ fn enable_controllers(h: &Hierarchy, parent: &Path, verbose: bool) -> Result<()>
     }
     Ok(())
 }
+// ANCHOR_END: enable_controllers
 
+// ANCHOR: limit_files
 /// The files that set `limits` in the new cgroup `dir`, in the order to write them.
 fn limit_files(h: &Hierarchy, dir: &Path, limits: &Limits) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
@@ -276,6 +293,7 @@ fn limit_files(h: &Hierarchy, dir: &Path, limits: &Limits) -> Vec<(PathBuf, Stri
     }
     files
 }
+// ANCHOR_END: limit_files
 
 /// The container's cgroup: a directory `byoc-<our pid>` in each cgroup tree it uses (one on
 /// v2). Dropping it removes it, so a forked child must exec or exit, never drop it.
@@ -379,6 +397,7 @@ impl Drop for Cgroup {
     }
 }
 
+// ANCHOR: join
 /// Move the calling process into the cgroups `dirs`. The container's first process calls it
 /// itself, before it execs the command, so the command never runs unlimited. Call it before
 /// pivot_root, while /sys/fs/cgroup is still the host's.
@@ -391,7 +410,9 @@ pub fn join(dirs: &[PathBuf], verbose: bool) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: join
 
+// ANCHOR: remove_stale
 /// Remove `byoc-<pid>` cgroups in `parent` whose runtime is gone: one killed by SIGKILL could
 /// not clean up. Only empty ones go, as rmdir refuses a cgroup that still has processes.
 fn remove_stale(parent: &Path, verbose: bool) {
@@ -411,7 +432,9 @@ fn remove_stale(parent: &Path, verbose: bool) {
         }
     }
 }
+// ANCHOR_END: remove_stale
 
+// ANCHOR: kill_all
 /// Kill every process in the cgroup `dir`, and wait (up to 1 s) until it is empty.
 fn kill_all(dir: &Path, verbose: bool) -> Result<()> {
     // v2 (Linux 5.14+) has cgroup.kill: one write kills all inside, even what forks meanwhile.
@@ -437,6 +460,7 @@ fn kill_all(dir: &Path, verbose: bool) -> Result<()> {
     }
     bail!("processes are still in cgroup {dir:?} after 1 s of SIGKILL")
 }
+// ANCHOR_END: kill_all
 
 /// The pids in `dir`'s cgroup.procs. No file means no processes: the cgroup is gone already
 /// (or, in the unit tests, was never a real one).
