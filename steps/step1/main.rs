@@ -24,11 +24,14 @@ use nix::unistd::{Pid, execv};
     about = "Step 1, the skeleton: `run` re-executes itself as `child`, which runs CMD (book: chapter 1).",
     after_help = "Example: just step1 run echo hello"
 )]
+// ANCHOR: Cli
 struct Cli {
     #[command(subcommand)]
     role: Role,
 }
+// ANCHOR_END: Cli
 
+// ANCHOR: Role
 #[derive(Subcommand)]
 enum Role {
     /// Run CMD in a container
@@ -37,6 +40,7 @@ enum Role {
     #[command(hide = true)]
     Child(Container),
 }
+// ANCHOR_END: Role
 
 // ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.

@@ -26,11 +26,14 @@ use nix::unistd::{Pid, execv, sethostname};
     about = "Step 2, namespaces: the child gets its own hostname, PIDs and mounts (book: chapter 2).",
     after_help = "Example: just step2 run --hostname box sh -c 'hostname; echo my PID is $$'"
 )]
+// ANCHOR: Cli
 struct Cli {
     #[command(subcommand)]
     role: Role,
 }
+// ANCHOR_END: Cli
 
+// ANCHOR: Role
 #[derive(Subcommand)]
 enum Role {
     /// Run CMD in a container
@@ -39,6 +42,7 @@ enum Role {
     #[command(hide = true)]
     Child(Container),
 }
+// ANCHOR_END: Role
 
 // ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
@@ -170,8 +174,10 @@ fn child(container: &Container) -> Result<ExitCode> {
 // ANCHOR: make_mounts_private
 /// Our new mount namespace starts as a copy of the host's, and on a systemd
 /// host every mount in it is *shared*: whatever we mount would propagate back
-/// to the host. Go's runtime quietly makes them private; Rust does not, so we
-/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+/// to the host. Go makes them private for you only when CLONE_NEWNS is in
+/// `Unshareflags` (Liz Rice's version); with `Cloneflags`, as in the article,
+/// and in Rust, no one does. So we do, before any other mount (book: chapter
+/// 2, "shared mounts").
 fn make_mounts_private(verbose: bool) -> Result<()> {
     narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
     let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;

@@ -28,11 +28,14 @@ use nix::unistd::{Pid, chdir, execv, mkdir, pivot_root, sethostname};
     about = "Step 3, rootfs: the container pivots into a root filesystem of its own (book: chapter 3).",
     after_help = "Example: just step3 run /bin/sh"
 )]
+// ANCHOR: Cli
 struct Cli {
     #[command(subcommand)]
     role: Role,
 }
+// ANCHOR_END: Cli
 
+// ANCHOR: Role
 #[derive(Subcommand)]
 enum Role {
     /// Run CMD in a container
@@ -41,6 +44,7 @@ enum Role {
     #[command(hide = true)]
     Child(Container),
 }
+// ANCHOR_END: Role
 
 // ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
@@ -183,8 +187,10 @@ fn child(container: &Container) -> Result<ExitCode> {
 // ANCHOR: make_mounts_private
 /// Our new mount namespace starts as a copy of the host's, and on a systemd
 /// host every mount in it is *shared*: whatever we mount would propagate back
-/// to the host. Go's runtime quietly makes them private; Rust does not, so we
-/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+/// to the host. Go makes them private for you only when CLONE_NEWNS is in
+/// `Unshareflags` (Liz Rice's version); with `Cloneflags`, as in the article,
+/// and in Rust, no one does. So we do, before any other mount (book: chapter
+/// 2, "shared mounts").
 fn make_mounts_private(verbose: bool) -> Result<()> {
     narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
     let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;

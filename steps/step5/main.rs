@@ -44,11 +44,14 @@ use nix::unistd::{setgid, setgroups, setuid};
     about = "Step 5, cgroups: limits on the container's memory, processes and CPU (book: chapter 5).",
     after_help = "Example: just step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1"
 )]
+// ANCHOR: Cli
 struct Cli {
     #[command(subcommand)]
     role: Role,
 }
+// ANCHOR_END: Cli
 
+// ANCHOR: Role
 #[derive(Subcommand)]
 enum Role {
     /// Run CMD in a container
@@ -57,6 +60,7 @@ enum Role {
     #[command(hide = true)]
     Child(Container),
 }
+// ANCHOR_END: Role
 
 // ANCHOR: Container
 /// What to run, and how. `run` hands all its arguments on to `child` unchanged.
@@ -359,8 +363,10 @@ fn restrict_and_exec(
 // ANCHOR: make_mounts_private
 /// Our new mount namespace starts as a copy of the host's, and on a systemd
 /// host every mount in it is *shared*: whatever we mount would propagate back
-/// to the host. Go's runtime quietly makes them private; Rust does not, so we
-/// do it, first, before any other mount (book: chapter 2, "shared mounts").
+/// to the host. Go makes them private for you only when CLONE_NEWNS is in
+/// `Unshareflags` (Liz Rice's version); with `Cloneflags`, as in the article,
+/// and in Rust, no one does. So we do, before any other mount (book: chapter
+/// 2, "shared mounts").
 fn make_mounts_private(verbose: bool) -> Result<()> {
     narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
     let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
@@ -696,14 +702,14 @@ fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
 // ANCHOR_END: set_resource_limits
 
 // ANCHOR: KEPT_CAPABILITIES
-/// The capabilities the command keeps: Docker's default set, each with what it
-/// is for. Root in the container keeps these; another `--user` gets none.
-const KEPT_CAPABILITIES: [Capability; 14] = [
+/// The capabilities the command keeps: Docker's default set but CAP_MKNOD,
+/// each with what it is for. Root in the container keeps these; another
+/// `--user` gets none.
+const KEPT_CAPABILITIES: [Capability; 13] = [
     Capability::CAP_CHOWN,            // chown files
     Capability::CAP_DAC_OVERRIDE,     // root may read and write any file it can see
     Capability::CAP_FSETID,           // keep set-group-ID bits on files it changes
     Capability::CAP_FOWNER,           // chmod files it does not own
-    Capability::CAP_MKNOD,            // make device nodes (nodev mounts make them useless)
     Capability::CAP_NET_RAW,          // ping, in its own network namespace
     Capability::CAP_SETGID,           // change group, as su and servers do
     Capability::CAP_SETUID,           // change user, as su and servers do
@@ -719,7 +725,11 @@ const KEPT_CAPABILITIES: [Capability; 14] = [
 // ANCHOR: DROPPED_CAPABILITIES
 /// Every other capability is dropped. Why, for each: what it would let a
 /// process in the container do to the host (capabilities(7) has the rest).
-const DROPPED_CAPABILITIES: [(Capability, &str); 27] = [
+const DROPPED_CAPABILITIES: [(Capability, &str); 28] = [
+    // Docker keeps CAP_MKNOD, as its devices cgroup stops a node for the
+    // host's disk from opening. We have no devices cgroup, and the rootfs and
+    // /dev allow device nodes: so it goes.
+    (Capability::CAP_MKNOD, "make a node for the host's disk, and read it raw"),
     (
         Capability::CAP_DAC_READ_SEARCH,
         "open_by_handle_at reads any host file: the \"shocker\" escape",
@@ -766,7 +776,7 @@ fn drop_capabilities(verbose: bool) -> Result<()> {
     for capability in dropped {
         // One the kernel added after this list was written is dropped too.
         let why = DROPPED_CAPABILITIES.iter().find(|(known, _)| *known == capability);
-        let why = why.map_or("it is not in Docker's default set", |(_, why)| why);
+        let why = why.map_or("not one we keep", |(_, why)| why);
         narrate(verbose, &format!("prctl(PR_CAPBSET_DROP, {capability}): {why}"));
         caps::drop(None, CapSet::Bounding, capability)
             .wrap_err_with(|| format!("cannot drop {capability}"))?;
