@@ -151,11 +151,29 @@ rootfs dir="rootfs":
     done >"$target/.built"
     echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
 
-# Everything CI checks: formatting, lints, and every test (as root)
-test: rootfs
+# Everything CI checks: formatting, lints, every test (as root), and the book
+test: rootfs _mdbook
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     {{ if sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
+    book/tools/check.sh
+
+# The book at http://localhost:3000, rebuilt when a chapter, a step or a snapshot changes
+book: _mdbook
+    mdbook serve book --open
+
+# Regenerate the book's diffs between steps (book/src/diffs/): run it after changing a step
+diffs:
+    book/tools/diffs.sh
+
+# Check the book: diffs up to date, builds without a warning, includes, links, Run-it commands
+book-check: _mdbook
+    book/tools/check.sh
+
 _build:
     @cargo build --quiet --bins
+
+# mdBook at the version the book is written for
+_mdbook:
+    @mdbook --version 2>/dev/null | grep -qx 'mdbook v0.5.4' || cargo install --locked mdbook@0.5.4

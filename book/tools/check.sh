@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Checks the book against the code and the tests; exits non-zero on any failure.
+#
+#   (a) diffs     book/src/diffs/*.diff are what book/tools/diffs.sh writes now
+#   (b) build     `mdbook build` (the pinned version) succeeds and prints no
+#                 warning or error: only INFO lines
+#   (c) includes  every {{#include}} / {{#rustdoc_include}} in book/src names a
+#                 file that exists and a part of it that is not empty (mdBook
+#                 itself includes nothing, silently, for a missing anchor or a
+#                 line range past the end), and that shows no `ANCHOR:` comment
+#                 lines; one of a snapshot must start at the line after the
+#                 snapshot's YAML header and run to its end
+#   (d) links     every href and src in the built HTML points to a file that
+#                 exists, and its #fragment to an id in that file
+#   (e) run-it    every `$ ` line in a "Run it" section of the built book is the
+#                 first line of some tests/snapshots/*.snap body: the book shows
+#                 only commands that a snapshot test runs
+#
+# Usage: book/tools/check.sh            (from anywhere; the repository is found
+#                                        from this script's own place)
+# MDBOOK=/path/to/mdbook overrides which mdbook runs; it must be $pinned.
+set -uo pipefail
+export LC_ALL=C
+
+pinned=0.5.4
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+book=$root/book
+src=$book/src
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/book-check.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+failures=0
+fail() {
+    printf 'check: FAIL (%s) %s\n' "$1" "$2" >&2
+    failures=$((failures + 1))
+}
+pass() { printf 'check: ok   (%s) %s\n' "$1" "$2"; }
+
+# Markdown sources, relative to the repository root, in a stable order.
+mapfile -t chapters < <(cd "$root" && find book/src -name '*.md' -type f | sort)
+
+# ---------------------------------------------------------------------------
+# (a) The committed diffs are the ones the steps give now.
+# ---------------------------------------------------------------------------
+if ! "$book/tools/diffs.sh" "$tmp/diffs"; then
+    fail diffs "book/tools/diffs.sh failed"
+else
+    mkdir -p "$tmp/committed"
+    cp "$src"/diffs/step*.diff "$tmp/committed/" 2>/dev/null
+    if stale=$(diff -r -u "$tmp/committed" "$tmp/diffs"); then
+        pass diffs "book/src/diffs/ matches steps/"
+    else
+        fail diffs "book/src/diffs/ is out of date with steps/: run \`just diffs\` and commit the result"
+        printf '%s\n' "$stale" | sed -e "s|$tmp/committed|book/src/diffs (committed)|" \
+            -e "s|$tmp/diffs|book/src/diffs (from steps/)|" | head -40 >&2
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# (c) Includes resolve to something. Static: mdBook cannot be asked.
+# ---------------------------------------------------------------------------
+# The first line of a snapshot's body: the line after its second `---`.
+snap_body_start() {
+    awk 'NR == 1 && $0 != "---" { exit } NR > 1 && $0 == "---" { print NR + 1; exit }' "$1"
+}
+# Whether lines FROM..TO (1-based, TO empty for "to the end") hold any non-blank text.
+lines_have_text() {
+    awk -v from="$2" -v to="$3" 'NR >= from && (to == "" || NR <= to) && /[^[:space:]]/ { found = 1 } END { exit !found }' "$1"
+}
+include_count=0
+include_failures=$failures
+for md in "${chapters[@]}"; do
+    dir=$(dirname "$root/$md")
+    # mdBook's own pattern: {{ #include path[:spec] }}; a leading backslash escapes it.
+    while IFS=: read -r lineno directive; do
+        [[ $directive == \\* ]] && continue
+        kind=$(sed -E 's/^\{\{[[:space:]]*#([a-z_]+).*/\1/' <<<"$directive")
+        [[ $kind == include || $kind == rustdoc_include ]] || continue
+        include_count=$((include_count + 1))
+        arg=$(sed -E 's/^\{\{[[:space:]]*#[a-z_]+[[:space:]]+([^[:space:]}]+).*/\1/' <<<"$directive")
+        path=${arg%%:*}
+        spec=""
+        [[ $arg == *:* ]] && spec=${arg#*:}
+        where="$md:$lineno: $directive"
+        file=$dir/$path
+        if [[ ! -f $file ]]; then
+            fail includes "$where: no such file ($(realpath -m --relative-to="$root" "$file"))"
+            continue
+        fi
+        from=1 to="" by_anchor=false
+        if [[ -z $spec ]]; then
+            :
+        elif [[ $spec =~ ^([0-9]*)(:([0-9]*))?$ ]]; then
+            # mdBook: N is line N alone, N: runs to the end, N:M is N to M, :M is 1 to M.
+            [[ -n ${BASH_REMATCH[1]} ]] && from=${BASH_REMATCH[1]}
+            if [[ -z ${BASH_REMATCH[2]} ]]; then to=$from; else to=${BASH_REMATCH[3]}; fi
+        else
+            anchor=${spec%%:*} by_anchor=true
+            # mdBook's anchors: a line holding `ANCHOR: name`, a line holding `ANCHOR_END: name`.
+            from=$(grep -n -E "ANCHOR:[[:space:]]*$anchor([^[:alnum:]_-]|\$)" "$file" | head -1 | cut -d: -f1)
+            if [[ -z $from ]]; then
+                fail includes "$where: no \`ANCHOR: $anchor\` in $(realpath --relative-to="$root" "$file") (mdBook would include nothing)"
+                continue
+            fi
+            to=$(awk -v from="$from" -v re="ANCHOR_END:[[:space:]]*$anchor([^[:alnum:]_-]|\$)" 'NR > from && $0 ~ re { print NR; exit }' "$file")
+            if [[ -z $to ]]; then
+                fail includes "$where: no \`ANCHOR_END: $anchor\` after its ANCHOR in $(realpath --relative-to="$root" "$file") (mdBook would include the rest of the file)"
+                continue
+            fi
+            from=$((from + 1)) to=$((to - 1))
+        fi
+        if ! lines_have_text "$file" "$from" "$to"; then
+            fail includes "$where: includes nothing (empty file, empty region, or lines past the end)"
+            continue
+        fi
+        # mdBook drops the ANCHOR lines inside an anchored region, but shows them in
+        # a whole file or a line range: the reader would see `// ANCHOR: x` comments.
+        # (Not in a step's diff: there they are part of what changed.)
+        if ! $by_anchor && [[ $file != "$src"/diffs/* ]] &&
+            awk -v from="$from" -v to="$to" 'NR >= from && (to == "" || NR <= to) && /ANCHOR(_END)?:/ { found = 1 } END { exit !found }' "$file"; then
+            fail includes "$where: would show ANCHOR comment lines: include a region by its anchor instead"
+            continue
+        fi
+        # A snapshot is included from the first line of its body to its end, and
+        # nothing else: then the book shows exactly what the test checks.
+        if [[ $file == *.snap ]]; then
+            body=$(snap_body_start "$file")
+            if [[ -z $body ]]; then
+                fail includes "$where: $(basename "$file") has no '---' ... '---' header: is it an insta snapshot?"
+            elif [[ $spec != "$body:" ]]; then
+                fail includes "$where: this snapshot's body starts at line $body: include it as {{#include $path:$body:}}"
+            fi
+        fi
+    done < <(grep -n -o -E '\\?\{\{[[:space:]]*#[a-zA-Z0-9_]+[[:space:]]+[^}]+\}\}' "$root/$md")
+done
+((failures == include_failures)) && pass includes "$include_count includes, each resolves to text"
+
+# ---------------------------------------------------------------------------
+# (b) mdbook build, and nothing but INFO in its output.
+# ---------------------------------------------------------------------------
+mdbook=${MDBOOK:-$(command -v mdbook || echo "$HOME/.cargo/bin/mdbook")}
+built=false
+if ! version=$("$mdbook" --version 2>/dev/null); then
+    fail build "mdbook not found: cargo install --locked mdbook@$pinned"
+elif [[ $version != "mdbook v$pinned" ]]; then
+    fail build "$mdbook is \"$version\", the book is checked with v$pinned: cargo install --locked mdbook@$pinned"
+else
+    # MDBOOK_* variables override book.toml (and MDBOOK_LOG could hide warnings):
+    # check the book as book.toml says it is.
+    mapfile -t unset_vars < <(env | sed -n 's/^\(MDBOOK_[A-Za-z0-9_]*\)=.*/-u\n\1/p')
+    env "${unset_vars[@]}" "$mdbook" build "$book" --dest-dir "$tmp/html" >"$tmp/build.log" 2>&1
+    status=$?
+    # tracing's format: " INFO message", " WARN message", "ERROR message".
+    noise=$(grep -v -E '^ INFO ' "$tmp/build.log")
+    if ((status != 0)); then
+        fail build "mdbook build exited with status $status:"
+        sed 's/^/    /' "$tmp/build.log" >&2
+    elif [[ -n $noise ]]; then
+        fail build "mdbook build printed warnings or errors (it exits 0 even on a missing include):"
+        printf '%s\n' "$noise" | sed 's/^/    /' >&2
+    else
+        pass build "mdbook $pinned built the book with no warning"
+    fi
+    [[ -f $tmp/html/index.html ]] && built=true
+fi
+
+# &lt; and friends back to text (pulldown-cmark escapes these four, and ' as &#39;).
+unescape() { sed -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&quot;/"/g' -e "s/&#39;/'/g" -e 's/&amp;/\&/g'; }
+
+if $built; then
+    html=$tmp/html
+    # -----------------------------------------------------------------------
+    # (d) Links and images in the built HTML.
+    # -----------------------------------------------------------------------
+    link_failures=$failures
+    link_count=0
+    # 404.html is written with <base href="/">: its links resolve from the site root, not from it.
+    while IFS= read -r page; do
+        rel=${page#"$html"/}
+        while IFS= read -r target; do
+            target=$(unescape <<<"$target")
+            case $target in
+                '' | http:* | https:* | mailto:* | javascript:* | data:* | //*) continue ;;
+            esac
+            link_count=$((link_count + 1))
+            path=${target%%#*}
+            fragment=""
+            [[ $target == *#* ]] && fragment=${target#*#}
+            path=${path%%\?*}
+            path=${path//%20/ }
+            if [[ -z $path ]]; then
+                dest=$page
+            else
+                dest=$(realpath -m "$(dirname "$page")/$path")
+                [[ -d $dest ]] && dest=$dest/index.html
+            fi
+            if [[ ! -f $dest ]]; then
+                fail links "$rel links to $target: no such file in the built book"
+            elif [[ -n $fragment ]] && ! grep -q -F -e "id=\"$fragment\"" -e "name=\"$fragment\"" "$dest"; then
+                fail links "$rel links to $target: no id=\"$fragment\" in ${dest#"$html"/}"
+            fi
+        done < <(grep -o -E '(href|src)="[^"]*"' "$page" | sed -E 's/^(href|src)="(.*)"$/\2/' | sort -u)
+    done < <(find "$html" -name '*.html' ! -path "$html/404.html" | sort)
+    ((failures == link_failures)) && pass links "$link_count links and images resolve"
+
+    # -----------------------------------------------------------------------
+    # (e) Commands in "Run it" sections are the commands the snapshots run.
+    # -----------------------------------------------------------------------
+    : >"$tmp/commands"
+    shopt -s nullglob
+    for snap in "$root"/tests/snapshots/*.snap; do
+        body=$(snap_body_start "$snap")
+        [[ -n $body ]] && sed -n "${body}p" "$snap" | grep -E '^\$ ' >>"$tmp/commands"
+    done
+    shopt -u nullglob
+    sort -u -o "$tmp/commands" "$tmp/commands"
+    run_failures=$failures
+    run_count=0
+    # Each chapter page (print.html repeats them all): the text of <pre> blocks and
+    # of inline <code> between an <h2> reading "Run it" and the next <h1>/<h2>.
+    while IFS= read -r page; do
+        rel=${page#"$html"/}
+        while IFS=$'\t' read -r lineno text; do
+            run_count=$((run_count + 1))
+            if ! grep -q -x -F -e "$text" "$tmp/commands"; then
+                fail run-it "$rel:$lineno: \`$text\` is in a Run-it section, but no tests/snapshots/*.snap begins with it: include the snapshot instead of typing the command"
+            fi
+        done < <(awk '
+            function text(s) { gsub(/<[^>]*>/, "", s); return s }
+            /<h[12][ >]/ {
+                heading = text($0); gsub(/^[[:space:]]+|[[:space:]]+$/, "", heading)
+                inrun = /<h2[ >]/ && tolower(heading) == "run it"; inpre = 0; next
+            }
+            /<\/main>/ { inrun = 0 }
+            !inrun { next }
+            /<pre[ >]/ { inpre = 1 }
+            inpre { print FNR "\t" text($0) }
+            !inpre {
+                s = $0
+                while (match(s, /<code>[^<]*<\/code>/)) {
+                    print FNR "\t" text(substr(s, RSTART, RLENGTH)); s = substr(s, RSTART + RLENGTH)
+                }
+            }
+            /<\/pre>/ { inpre = 0 }
+        ' "$page" | unescape | grep -E $'^[0-9]+\t\\$ ')
+    done < <(find "$html" -name '*.html' ! -name print.html ! -name 404.html ! -name toc.html | sort)
+    ((failures == run_failures)) && pass run-it "$run_count Run-it commands, each is the first line of a snapshot ($(wc -l <"$tmp/commands") snapshot commands)"
+else
+    fail links "not checked: the book did not build"
+    fail run-it "not checked: the book did not build"
+fi
+
+if ((failures > 0)); then
+    printf 'check: %d failed\n' "$failures" >&2
+    exit 1
+fi
+echo "check: the book is consistent with steps/ and tests/snapshots/"
