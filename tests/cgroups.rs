@@ -78,7 +78,8 @@ fn pids_limit_stops_a_fork_loop() {
     assert_transcript!("step5_pids", run);
 }
 
-/// A quarter of a CPU: the same busy loop takes about four times as long.
+/// A quarter of a CPU: the same busy loop takes about four times as long (at
+/// least twice, on a machine busy with other work).
 #[test]
 fn cpus_limit_slows_a_busy_loop() {
     let busy = ["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"];
@@ -89,7 +90,7 @@ fn cpus_limit_slows_a_busy_loop() {
         start.elapsed().as_secs_f64()
     };
     let (free, limited) = (seconds(&[]), seconds(&["--cpus", "0.25"]));
-    assert!(limited > 2.5 * free, "{free:.2} s without a limit, {limited:.2} s with --cpus 0.25");
+    assert!(limited > 2.0 * free, "{free:.2} s without a limit, {limited:.2} s with --cpus 0.25");
 }
 
 /// The cgroup is made and its limits written before the clone, and the

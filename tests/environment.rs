@@ -4,7 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
 
 use common::{STEP4, STEPS, Step};
 use nix::sys::signal::{Signal, kill};
@@ -208,4 +211,46 @@ fn the_container_dies_with_a_killed_runtime() {
     // The container's processes are gone once its PID 1 is: give the kernel a moment.
     std::thread::sleep(std::time::Duration::from_millis(200));
     host.assert_unchanged("step4");
+}
+
+/// `just step4 run /bin/sh` on a terminal, typed at as a learner would (script(1)
+/// gives it a pseudo-terminal): Ctrl-C stops the foreground job and not the
+/// container, and job control works, since our init is PID 1, not the shell.
+#[test]
+fn an_interactive_shell_with_job_control() {
+    let typed: [(&str, u64); 6] = [
+        ("sleep 30\n", 1000),
+        ("\x03", 500), // Ctrl-C
+        ("echo \"alive after Ctrl-C, sleep said $?\"\n", 300),
+        ("sleep 30 &\n", 300),
+        ("jobs; kill %1; wait\n", 300),
+        ("exit 7\n", 0),
+    ];
+    for step in environment_steps() {
+        let host = common::HostState::now();
+        let command = format!("{} run /bin/sh", step.exe);
+        let mut script = Command::new("script")
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .current_dir(common::PROJECT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script(1), from util-linux, gives the shell a terminal");
+        let mut keyboard = script.stdin.take().unwrap();
+        sleep(Duration::from_millis(500)); // the shell's first prompt
+        for (keys, pause) in typed {
+            keyboard.write_all(keys.as_bytes()).unwrap();
+            sleep(Duration::from_millis(pause));
+        }
+        let mut screen = String::new();
+        script.stdout.take().unwrap().read_to_string(&mut screen).unwrap();
+        let status = script.wait().unwrap().code();
+        assert!(screen.contains("alive after Ctrl-C, sleep said 130"), "{screen}");
+        assert!(
+            screen.contains("[1]+  Running") && screen.contains("[1]+  Terminated"),
+            "{screen}"
+        );
+        assert_eq!(status, Some(7), "{screen}");
+        host.assert_unchanged(step.name);
+    }
 }
