@@ -152,12 +152,16 @@ rootfs dir="rootfs":
     echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
 
 # Everything CI checks: formatting, lints, every test (as root), and the book
-test: rootfs _mdbook
+test: rootfs _mdbook && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     {{ if sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
     book/tools/check.sh
+
+# Boot a throwaway pure cgroup-v2 VM, like a systemd laptop, and run tests/vm/tests.sh in it
+test-vm: rootfs
+    tests/vm/test-vm.sh
 
 # The book at http://localhost:3000, rebuilt when a chapter, a step or a snapshot changes
 book: _mdbook

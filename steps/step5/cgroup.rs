@@ -240,7 +240,8 @@ fn enable_controllers(h: &Hierarchy, parent: &Path, verbose: bool) -> Result<()>
             Err(e) if e.kind() == ErrorKind::ResourceBusy => {
                 return Err(e).wrap_err_with(context).suggestion(format!(
                     "{dir:?} has processes of its own, and v2 lets only an empty cgroup hand \
-                     controllers to its children: point --cgroup-parent at an empty cgroup"
+                     controllers to its children (the \"no internal processes\" rule): point \
+                     --cgroup-parent at an empty cgroup"
                 ));
             }
             result => result.wrap_err_with(context)?,
@@ -300,6 +301,8 @@ fn limit_files(h: &Hierarchy, dir: &Path, limits: &Limits) -> Vec<(PathBuf, Stri
 #[derive(Debug)]
 pub struct Cgroup {
     dirs: Vec<PathBuf>,
+    /// v2's default parent, /byoc: removed too, when the last container leaves it.
+    workbook_parent: Option<PathBuf>,
     /// The directory with the memory controller's files, and the memory limit.
     memory: Option<(PathBuf, u64)>,
     verbose: bool,
@@ -330,7 +333,13 @@ impl Cgroup {
             .map(|h| parent_dir(h, cgroup_parent, verbose))
             .collect::<Result<_>>()?;
         // From here on, an error drops `cgroup`, and Drop removes what was made so far.
-        let mut cgroup = Cgroup { dirs: Vec::new(), memory: None, verbose };
+        let workbook_parent = match cgroup_parent {
+            None => {
+                hierarchies.iter().zip(&parents).find(|(h, _)| h.v2).map(|(_, dir)| dir.clone())
+            }
+            Some(_) => None,
+        };
+        let mut cgroup = Cgroup { dirs: Vec::new(), workbook_parent, memory: None, verbose };
         for (h, parent) in hierarchies.iter().zip(parents) {
             remove_stale(&parent, verbose);
             let dir = parent.join(format!("byoc-{}", std::process::id()));
@@ -359,15 +368,22 @@ impl Cgroup {
         // v2 counts kills in memory.events, v1 in memory.oom_control, both as "oom_kill N".
         // (The space after oom_kill leaves out v1's "oom_kill_disable 0".)
         let events = read_either(dir, "memory.events", "memory.oom_control")?;
-        let killed: u64 = events.lines().find_map(|l| l.strip_prefix("oom_kill "))?.parse().ok()?;
+        let count =
+            |name: &str| events.lines().find_map(|l| l.strip_prefix(name)?.parse::<u64>().ok());
+        let killed = count("oom_kill ")?;
         if killed == 0 {
             return None;
         }
-        let processes = if killed == 1 { "process" } else { "processes" };
+        // v2's memory.oom.group kills the whole container at once, and counts its first
+        // victim twice in oom_kill: say what happened rather than a wrong number.
+        let victims = match (count("oom_group_kill ").unwrap_or(0), killed) {
+            (1.., _) => "the whole container".to_string(),
+            (0, 1) => "1 process".to_string(),
+            (0, _) => format!("{killed} processes"),
+        };
         let limit = mib(*limit);
-        let mut report = format!(
-            "container hit its memory limit ({limit}): the OOM killer killed {killed} {processes}"
-        );
+        let mut report =
+            format!("container hit its memory limit ({limit}): the OOM killer killed {victims}");
         // The most memory it ever used. v2 has memory.peak only since Linux 5.19.
         let peak = read_either(dir, "memory.peak", "memory.max_usage_in_bytes");
         if let Some(peak) = peak.and_then(|text| text.trim().parse().ok()) {
@@ -383,6 +399,11 @@ impl Cgroup {
             if let Err(e) = kill_all(&dir, self.verbose).and_then(|()| rmdir(&dir, self.verbose)) {
                 first_error.get_or_insert(e);
             }
+        }
+        if let Some(parent) = self.workbook_parent.take() {
+            // Another container may be in it still (EBUSY): then it stays, for that one.
+            narrate(self.verbose, &format!("rmdir({parent:?})"));
+            let _ = fs::remove_dir(&parent);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -683,7 +704,7 @@ mod tests {
         fake.file(events_file, events);
         fake.file(peak_file, "104857600\n");
         let memory = Some((fake.0.clone(), 100 << 20));
-        Cgroup { dirs: Vec::new(), memory, verbose: false }.oom_report()
+        Cgroup { dirs: Vec::new(), workbook_parent: None, memory, verbose: false }.oom_report()
     }
 
     #[test]
@@ -697,6 +718,9 @@ mod tests {
         let events = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
         let v1 = oom_report("memory.oom_control", events, "memory.max_usage_in_bytes").unwrap();
         assert!(v1.ends_with("killed 2 processes; peak 100 MiB"), "{v1}");
+        // memory.oom.group on a 6.1 kernel: 3 processes killed, the first counted twice.
+        let group = v2("oom 1\noom_kill 4\noom_group_kill 1\n").unwrap();
+        assert!(group.ends_with("killed the whole container; peak 100 MiB"), "{group}");
     }
 
     #[test]

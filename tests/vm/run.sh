@@ -3,7 +3,7 @@
 #
 # Boots Debian's cloud kernel under QEMU (software emulation) with a busybox initramfs that holds
 #   /init                  tests/vm/init: makes the VM look like a systemd laptop, runs the tests
-#   /bin/busybox           the VM's whole userland (from busybox-static)
+#   /bin/busybox           the VM's whole userland: ROOTFS_DIR's static busybox
 #   /opt/byoc/bin/*        the static binaries found directly in BIN_DIR (on the tests' PATH)
 #   /opt/byoc/rootfs/      a copy of ROOTFS_DIR (the container's root file system)
 #   /opt/byoc/tests.sh     TEST_SCRIPT, run with `sh` from /opt/byoc
@@ -41,7 +41,6 @@ bin_dir="$1" rootfs_dir="$2" test_script="$3"
 
 # ---------------------------------------------------------------- what setup.sh provides
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: run tests/vm/setup.sh"
-[ -x /bin/busybox ] || die "/bin/busybox not found: run tests/vm/setup.sh"
 # The initramfs has no libc, so everything in it must be statically linked. readelf (binutils,
 # there wherever gcc is) tells; without it, skip the check rather than fail.
 is_dynamic() {
@@ -50,8 +49,13 @@ is_dynamic() {
     headers="$(readelf -lW "$1" 2>/dev/null)" # not piped into grep -q: pipefail + SIGPIPE
     grep -q 'program interpreter' <<<"$headers"
 }
-if is_dynamic /bin/busybox; then
-    die "/bin/busybox is dynamically linked (package busybox): run tests/vm/setup.sh"
+# The VM's userland, and our cpio, is the container's own busybox: `just rootfs` unpacks it from
+# Debian's busybox-static, so nothing needs installing for it.
+busybox="$rootfs_dir/bin/busybox"
+[ -f "$busybox" ] && [ -x "$busybox" ] || die "$busybox not found: run \`just rootfs\`"
+busybox="$(cd "$rootfs_dir/bin" && pwd)/busybox" # absolute: the packing below runs elsewhere
+if is_dynamic "$busybox"; then
+    die "$busybox is dynamically linked: the VM has no libc, it needs a static busybox"
 fi
 kernel="$CACHE/vmlinuz"
 [ -e "$kernel" ] || die "no kernel in $CACHE: run tests/vm/setup.sh"
@@ -63,7 +67,7 @@ mkdir -p "$WORK"
 stage="$(mktemp -d "$WORK/initramfs.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,opt/byoc/bin,opt/byoc/rootfs}
-cp /bin/busybox "$stage/bin/busybox"
+cp "$busybox" "$stage/bin/busybox"
 cp "$here/init" "$stage/init"
 chmod 0755 "$stage/init"
 cp "$test_script" "$stage/opt/byoc/tests.sh"
@@ -93,7 +97,7 @@ initramfs="$WORK/initramfs.cpio"
 # Not compressed: under emulation the kernel's gunzip is slow (boot ~0.3 s faster without it),
 # and QEMU loads a 20 MB file in no time.
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
-    /bin/busybox cpio -o -H newc -R 0:0 >"$initramfs" 2>/dev/null)
+    "$busybox" cpio -o -H newc -R 0:0 >"$initramfs" 2>/dev/null)
 
 # ---------------------------------------------------------------- boot
 log="$WORK/console.log"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/vm/setup.sh — install and cache what `just test-vm` needs to boot a throwaway VM.
 #
-#   qemu-system-x86   the emulator (installed with apt-get)
-#   busybox-static    /bin/busybox, the whole userland of the VM's initramfs (apt-get)
+#   qemu-system-x86   the emulator (installed with apt-get: the one step that needs root)
 #   a Debian kernel   vmlinuz from linux-image-*-cloud-amd64, fetched with `apt-get download`
 #                     and cached in $BYOC_VM_CACHE (see below)
+# (The VM's userland is the static busybox of the repository's rootfs/, which `just rootfs`
+# unpacks from busybox-static without installing it: nothing to install for that.)
 #
 # Idempotent: when everything is already there it only checks, in well under a second.
 # On a clean Debian 12 machine it runs `apt-get update` first if apt has no package lists.
@@ -61,7 +62,7 @@ apt_has_lists() { # true if apt knows a candidate for PKG (i.e. `apt-get update`
     grep -q 'Candidate: [^(]' <<<"$policy"
 }
 
-# ---------------------------------------------------------------- qemu + busybox-static
+# ---------------------------------------------------------------- qemu
 install_qemu() {
     apt_has_lists qemu-system-x86 || apt_update
     local -a install=(install -y -qq --no-install-recommends --no-remove)
@@ -101,16 +102,21 @@ install_qemu() {
         die "could not install qemu-system-x86 (see apt's message above)"
 }
 
+kernel_cached() { [ -L "$CACHE/vmlinuz" ] && [ -f "$CACHE/SHA256SUMS" ]; }
+
+# Before installing anything: the kernel must come from somewhere. Debian's archive has it; an
+# Ubuntu (or other) archive has no linux-image-cloud-amd64, and we would rather say so now.
+if ! kernel_cached; then
+    apt_has_lists "$KERNEL_META" || apt_update
+    apt_has_lists "$KERNEL_META" ||
+        die "apt offers no $KERNEL_META here ($(. /etc/os-release && echo "${PRETTY_NAME:-this system}")):" \
+            "the test VM boots Debian's cloud kernel, which only a Debian archive has"
+fi
+
 if ! command -v qemu-system-x86_64 >/dev/null; then
     install_qemu
 fi
-if ! pkg_installed busybox-static; then
-    apt_has_lists busybox-static || apt_update
-    say "installing busybox-static"
-    # Conflicts with (and replaces) the dynamic `busybox` package; busybox-static provides it.
-    apt_get install -y -qq --no-install-recommends busybox-static >/dev/null
-fi
-[ -x /bin/busybox ] || die "/bin/busybox missing after installing busybox-static"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing after installing qemu-system-x86"
 
 # ---------------------------------------------------------------- kernel
 # Cache layout:  $CACHE/vmlinuz -> vmlinuz-<kernel release>
@@ -119,7 +125,7 @@ fi
 #                $CACHE/kernel.txt   (package name and version, for logs)
 # A cached kernel is kept until it is deleted (or fails its checksum): Debian moves the
 # metapackage on with each point release, and we do not want a 27 MB download every time.
-if [ -L "$CACHE/vmlinuz" ] && [ -f "$CACHE/SHA256SUMS" ]; then
+if kernel_cached; then
     if (cd "$CACHE" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1; then
         exit 0 # warm path: everything present and verified
     fi

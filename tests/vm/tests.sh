@@ -1,86 +1,119 @@
-# tests/vm/tests.sh — runs *inside* the test VM, with busybox sh, from /opt/byoc:
-#   /opt/byoc/bin/      the static binaries (on PATH)      $BYOC_BIN
-#   /opt/byoc/rootfs/   the container's root file system  $BYOC_ROOTFS
-# One line per check, `ok - NAME` or `not ok - NAME` (followed by the command's output, indented
-# with `#`), and a last line `N passed, M failed`. Exits 0 only if every check passed.
+# tests/vm/tests.sh: the checks, run *inside* the test VM by busybox sh, from /opt/byoc, which is
+# laid out like the repository so that the steps' default `--rootfs rootfs` finds the rootfs:
+#   /opt/byoc/bin/      step1..step5, statically linked (on PATH)
+#   /opt/byoc/rootfs/   a copy of the repository's rootfs/ (busybox and stress)
+# The VM's /init (tests/vm/init) has made it look like a systemd laptop: pure cgroup v2, `/` a
+# shared mount, and this shell in a login session's scope that holds another process.
 #
-# Writing a check (each runs its command, captures stdout+stderr into $OUT, never aborts the file):
-#   check NAME CMD...                     CMD exits 0
-#   expect_status N NAME CMD...           CMD exits exactly N (e.g. 137 for SIGKILL)
-#   expect_output REGEX NAME CMD...       CMD exits 0 and its output matches REGEX (grep -E)
-#   expect_status_output N REGEX NAME CMD...   both: exit N and output matching REGEX
-# CMD may be a binary or a shell function; wrap it in `timeout SECS` when it could hang.
-# After a check, $OUT holds its output for follow-up assertions with `check NAME grep ... "$OUT"`-
-# style functions such as `out_has REGEX`.
+# Output, TAP-like: one line per check, `ok - NAME` or `not ok - NAME (why)`; a failed check is
+# followed by its command's output (stdout and stderr), indented with `#`, so that the console
+# alone says what went wrong. Lines starting with `# note:` report facts worth knowing that are
+# not failures. The last line is `N passed, M failed`; the script exits 0 only if all passed.
+#
+# Writing a check:
+#   check NAME CMD...                 passes if CMD exits 0
+#   expect [OPTIONS] NAME CMD...      passes if CMD's exit status and output are as OPTIONS say:
+#       --status N                    CMD exits N (default 0)
+#       --match REGEX                 a line of the output matches (grep -E); repeat for more
+#       --no-match REGEX              no line matches; repeat for more
+#       --show                        print the output even when the check passes
+# CMD may be a program or a shell function. A function that fails should first print why: that
+# goes into the output shown. Wrap with `timeout SECS` whatever could hang.
 set -eu
 
 PASSED=0
 FAILED=0
 OUT_FILE=/tmp/byoc-check.out
 OUT=
+STATUS=0
 
-_run() { # CMD... -> sets $STATUS and $OUT; never trips set -e
+_run() { # CMD...: runs it with stdout and stderr into $OUT and its status into $STATUS
     if "$@" >"$OUT_FILE" 2>&1; then STATUS=0; else STATUS=$?; fi
     OUT="$(cat "$OUT_FILE")"
 }
-_report() { # OK? NAME WHY
+_show() { [ -z "$OUT" ] || printf '%s\n' "$OUT" | sed 's/^/#   /'; }
+_report() { # 1|0 NAME [WHY]
     if [ "$1" = 1 ]; then
         PASSED=$((PASSED + 1))
         echo "ok - $2"
     else
         FAILED=$((FAILED + 1))
         echo "not ok - $2 ($3)"
-        [ -z "$OUT" ] || printf '%s\n' "$OUT" | sed 's/^/#   /'
+        _show
     fi
 }
+out_has() { printf '%s\n' "$OUT" | grep -Eq -- "$1"; }
+_why_status() { # a failed status, with the likeliest reason for the odd ones
+    case "$STATUS" in
+    124 | 143) echo "exit $STATUS: timed out?" ;;
+    137) echo "exit 137: killed by SIGKILL" ;;
+    *) echo "exit $STATUS" ;;
+    esac
+}
+
 check() { # NAME CMD...
     name="$1"
     shift
     _run "$@"
-    if [ "$STATUS" -eq 0 ]; then _report 1 "$name"; else _report 0 "$name" "exit $STATUS"; fi
+    if [ "$STATUS" -eq 0 ]; then _report 1 "$name"; else _report 0 "$name" "$(_why_status)"; fi
 }
-expect_status() { # N NAME CMD...
-    want="$1" name="$2"
-    shift 2
+
+expect() { # [--status N] [--match RE]... [--no-match RE]... [--show] NAME CMD...
+    want=0 show=0 matches='' no_matches=''
+    # Regexes are kept newline-separated (none of ours contains a newline).
+    nl='
+'
+    while :; do
+        case "$1" in
+        --status) want="$2" && shift 2 ;;
+        --match) matches="$matches$2$nl" && shift 2 ;;
+        --no-match) no_matches="$no_matches$2$nl" && shift 2 ;;
+        --show) show=1 && shift ;;
+        *) break ;;
+        esac
+    done
+    name="$1"
+    shift
     _run "$@"
-    if [ "$STATUS" -eq "$want" ]; then _report 1 "$name"; else _report 0 "$name" "exit $STATUS, want $want"; fi
-}
-expect_status_output() { # N REGEX NAME CMD...
-    want="$1" re="$2" name="$3"
-    shift 3
-    _run "$@"
-    if [ "$STATUS" -ne "$want" ]; then
-        _report 0 "$name" "exit $STATUS, want $want"
-    elif ! out_has "$re"; then
-        _report 0 "$name" "output does not match /$re/"
-    else
+    why=
+    if [ "$STATUS" -ne "$want" ]; then why="$(_why_status), want $want"; fi
+    # Split on newlines only, and without globbing, to walk the lists of regexes.
+    old_ifs="$IFS" && IFS="$nl" && set -f
+    for re in $matches; do
+        [ -n "$why" ] || out_has "$re" || why="no output line matches /$re/"
+    done
+    for re in $no_matches; do
+        [ -n "$why" ] || ! out_has "$re" || why="an output line matches /$re/"
+    done
+    IFS="$old_ifs" && set +f
+    if [ -z "$why" ]; then
         _report 1 "$name"
+        [ "$show" = 0 ] || _show
+    else
+        _report 0 "$name" "$why"
     fi
 }
-expect_output() { # REGEX NAME CMD...
-    re="$1"
-    shift
-    expect_status_output 0 "$re" "$@"
-}
-out_has() { printf '%s\n' "$OUT" | grep -Eq -- "$1"; }
+
+note() { echo "# note: $*"; }
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
 }
 
 # ---------------------------------------------------------------- helpers for the checks
+CG=/sys/fs/cgroup
 my_cgroup() { sed -n 's/^0:://p' /proc/self/cgroup; }
+SESSION="$(my_cgroup)" # /user.slice/user-1000.slice/session-1.scope, as /init made it
+
 fstype() { # MOUNTPOINT -> file system type of the mount there, from mountinfo ("cgroup2")
     awk -v m="$1" '$5 == m { sub(/.* - /, ""); t = $1 } END { print t }' /proc/self/mountinfo
 }
-# The mount table as the host's `/` sees it, for "leaves the mount table exactly as it was".
-mount_table() { cut -d' ' -f4- /proc/self/mountinfo; }
-
 is_cgroup2() {
-    t="$(fstype /sys/fs/cgroup)"
-    echo "/sys/fs/cgroup is mounted as: ${t:-nothing}"
+    t="$(fstype $CG)"
+    echo "$CG is mounted as: ${t:-nothing}"
     # 0x63677270 is CGROUP2_SUPER_MAGIC (busybox stat has no name for it)
-    [ "$t" = cgroup2 ] && [ "$(stat -f -c %t /sys/fs/cgroup)" = 63677270 ]
+    [ "$t" = cgroup2 ] && [ "$(stat -f -c %t $CG)" = 63677270 ]
 }
 no_cgroup_v1() {
     # Nothing of type "cgroup" (v1) is mounted...
@@ -102,15 +135,13 @@ root_is_shared() {
     awk '$5 == "/" { found = 1; if ($0 ~ / shared:[0-9]+ /) ok = 1 } END { exit !(found && ok) }' \
         /proc/self/mountinfo || { grep ' / / ' /proc/self/mountinfo; return 1; }
 }
-cgroup_is_nonroot_and_shared() {
-    cg="$(my_cgroup)"
-    echo "in cgroup $cg"
-    [ -n "$cg" ] && [ "$cg" != / ] || return 1
+cgroup_is_nonroot_and_populated() {
+    echo "in cgroup $SESSION"
+    [ -n "$SESSION" ] && [ "$SESSION" != / ] || return 1
     # Count members that are neither this shell nor its children (e.g. the `cat` that reads
     # cgroup.procs, which is gone by the time we look): here, the session's `sleep`.
-    procs="$(cat "/sys/fs/cgroup$cg/cgroup.procs")"
     others=0
-    for p in $procs; do
+    for p in $(cat "$CG$SESSION/cgroup.procs"); do
         [ "$p" != $$ ] && [ -e "/proc/$p" ] || continue
         ppid="$(awk '$1 == "PPid:" { print $2 }' "/proc/$p/status" 2>/dev/null)"
         [ "$ppid" = $$ ] && continue
@@ -120,7 +151,7 @@ cgroup_is_nonroot_and_shared() {
     [ "$others" -gt 0 ]
 }
 subtree_control_is_ebusy() {
-    f="/sys/fs/cgroup$(my_cgroup)/cgroup.subtree_control"
+    f="$CG$SESSION/cgroup.subtree_control"
     # busybox sh's echo reports write errors as "write error: <strerror>".
     if msg="$( (echo +memory >"$f") 2>&1)"; then
         echo "enabling +memory in $f succeeded; the EBUSY trap is missing"
@@ -130,28 +161,176 @@ subtree_control_is_ebusy() {
     case "$msg" in *"Device or resource busy"*) return 0 ;; *) return 1 ;; esac
 }
 controllers_available_here() { # the session scope has the files a container's limits need
-    d="/sys/fs/cgroup$(my_cgroup)"
-    [ -f "$d/memory.max" ] && [ -f "$d/pids.max" ] && [ -f "$d/cpu.max" ]
+    ls "$CG$SESSION"
+    [ -f "$CG$SESSION/memory.max" ] && [ -f "$CG$SESSION/pids.max" ] && [ -f "$CG$SESSION/cpu.max" ]
+}
+
+# CMD...: runs CMD, which must exit 0, and fails if /proc/self/mountinfo is not exactly the same
+# afterwards (mount IDs and propagation flags included): a container's mount that propagated
+# back through the shared `/`, or a `/` made private, would show here.
+leaves_the_mount_table_alone() {
+    cat /proc/self/mountinfo >/tmp/mountinfo.before
+    status=0
+    "$@" || status=$?
+    cat /proc/self/mountinfo >/tmp/mountinfo.after
+    if [ "$status" -ne 0 ]; then
+        echo "the command exited $status"
+        return 1
+    fi
+    if ! diff -u /tmp/mountinfo.before /tmp/mountinfo.after; then
+        echo "the mount table changed (diff above: - before, + after)"
+        return 1
+    fi
+}
+
+# The workbook's cgroups (byoc-PID) anywhere in the tree, one per line.
+byoc_cgroups() { find $CG -type d -name 'byoc-*'; }
+
+# While a container runs, its cgroup holds the limits asked for, and the runtime itself stays
+# where it was started (the session scope): only the container moves to /byoc/byoc-PID.
+limits_are_in_place_while_it_runs() {
+    step5 run --memory 64m --pids 7 --cpus 0.5 sleep 3 &
+    job=$!
+    # Wait for the container's cgroup to be populated, then read it while `sleep 3` runs.
+    i=0 dir=
+    until [ -n "$dir" ] && [ -n "$(cat "$dir/cgroup.procs" 2>/dev/null)" ]; do
+        i=$((i + 1))
+        if [ $i -gt 200 ]; then
+            echo "no populated $CG/byoc/byoc-* after 10 s; byoc cgroups: $(byoc_cgroups | tr '\n' ' ')"
+            kill "$job" 2>/dev/null
+            wait "$job"
+            return 1
+        fi
+        usleep 50000
+        dir="$(find $CG/byoc -mindepth 1 -maxdepth 1 -type d -name 'byoc-*' 2>/dev/null | head -n 1)"
+    done
+    ok=0
+    for expected in memory.max=67108864 memory.swap.max=0 memory.oom.group=1 pids.max=7 \
+        "cpu.max=50000 100000"; do
+        file="${expected%%=*}"
+        value="$(cat "$dir/$file")"
+        echo "$dir/$file: $value"
+        [ "$value" = "${expected#*=}" ] || { echo "  ^ want ${expected#*=}" && ok=1; }
+    done
+    echo "container processes: $(tr '\n' ' ' <"$dir/cgroup.procs")"
+    runtime="${dir##*/byoc-}" # the cgroup is named after the runtime's PID
+    if grep -qx "$runtime" "$dir/cgroup.procs"; then
+        echo "  ^ the runtime ($runtime) itself is in the container's cgroup" && ok=1
+    fi
+    where="$(sed -n 's/^0:://p' "/proc/$runtime/cgroup")"
+    echo "the runtime ($runtime: $(tr '\0' ' ' <"/proc/$runtime/cmdline")) is in $where"
+    [ "$where" = "$SESSION" ] || { echo "  ^ want $SESSION" && ok=1; }
+    status=0
+    wait "$job" || status=$?
+    echo "the runtime exited $status"
+    [ "$status" = 0 ] || ok=1
+    return $ok
+}
+
+# The pids demo: 20 processes at most are the container's init, the shell and 18 sleeps.
+PIDS_SCRIPT='for i in $(seq 50); do sleep 3 & echo "started sleep number $i"; done'
+pids_limit_bounds_a_fork_loop() {
+    status=0
+    out="$(timeout 60 step5 run --pids 20 sh -c "$PIDS_SCRIPT" 2>&1)" || status=$?
+    printf '%s\n' "$out"
+    last="$(printf '%s\n' "$out" | sed -n 's/^started sleep number //p' | tail -n 1)"
+    echo "(exit status $status, last sleep started: ${last:-none})"
+    [ "$status" = 2 ] && [ "$last" = 18 ] && printf '%s\n' "$out" | grep -q "can't fork"
+}
+
+# A container may not outlive its run: every live process is in our own PID namespace. (A
+# zombie is dead already; our PID 1, a shell, reaps orphans only now and then.)
+no_container_process_left() {
+    ours="$(readlink /proc/self/ns/pid)"
+    left=0
+    for p in /proc/[0-9]*; do
+        ns="$(readlink "$p/ns/pid" 2>/dev/null)" || continue
+        state="$(awk '$1 == "State:" { print $2 }' "$p/status" 2>/dev/null)"
+        if [ -n "$ns" ] && [ "$ns" != "$ours" ] && [ "$state" != Z ]; then
+            echo "left behind: ${p#/proc/} ($state) $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+            left=1
+        fi
+    done
+    return $left
+}
+
+no_byoc_cgroup_left() {
+    left="$(byoc_cgroups)"
+    [ -z "$left" ] || { echo "left behind:" && echo "$left" && return 1; }
+}
+
+# --cgroup-parent at an empty cgroup (as a learner would make one) works, and leaves it empty.
+an_empty_cgroup_parent_works() {
+    parent=/user.slice/user-1000.slice/workbook.slice
+    mkdir "$CG$parent"
+    status=0
+    out="$(step5 run --memory 100m --pids 20 --cgroup-parent $parent cat /proc/self/cgroup 2>&1)" ||
+        status=$?
+    echo "$out"
+    echo "(exit status $status)"
+    # rmdir fails if a byoc-PID cgroup is still inside.
+    rmdir "$CG$parent" || { ls "$CG$parent" && return 1; }
+    [ "$status" = 0 ] && printf '%s\n' "$out" | grep -Eqx "0::$parent/byoc-[0-9]+"
 }
 
 # ---------------------------------------------------------------- the VM looks like a laptop
 check "/sys/fs/cgroup is cgroup2" is_cgroup2
 check "no cgroup v1 hierarchy is mounted or mountable" no_cgroup_v1
 check "/ is a shared mount (as systemd makes it)" root_is_shared
-check "the tests run in a non-root cgroup that holds other processes" cgroup_is_nonroot_and_shared
+check "the tests run in a non-root cgroup that holds other processes" cgroup_is_nonroot_and_populated
 check "that cgroup has memory.max, pids.max and cpu.max" controllers_available_here
 check "enabling +memory in its subtree_control fails with EBUSY" subtree_control_is_ebusy
-check "the container rootfs is there" test -x "$BYOC_ROOTFS/bin/busybox"
+check "the container rootfs is there" test -x rootfs/bin/busybox -a -x rootfs/usr/bin/stress
 
-# ---------------------------------------------------------------- the binaries
-expect_output '^hello from a static Rust binary' "a static Rust binary runs" hello-static
+# ---------------------------------------------------------------- mounts: steps 2 to 5
+# Each step's container has its own mount namespace, made private before it mounts anything:
+# nothing of it may reach the shared mount table we run in.
+check "step 2: run true leaves the shared mount table as it was" \
+    leaves_the_mount_table_alone timeout 30 step2 run true
+for n in 3 4 5; do
+    check "step $n: run ls / leaves the shared mount table as it was" \
+        leaves_the_mount_table_alone timeout 30 step$n run ls /
+done
+expect --match '^stress$' "step 5: the container sees its rootfs (ls /usr/bin)" \
+    timeout 30 step5 run ls /usr/bin
 
-# Planned (the integrator adds these once the step binaries exist), e.g.:
-#   before="$(mount_table)"
-#   expect_status_output 137 'killed.*memory' "step 5: 200m under --memory 100m is OOM-killed" \
-#       timeout 60 step5 run --memory 100m rootfs/ stress --vm 1 --vm-bytes 200m --vm-keep
-#   expect_status 0 "step 5: 300m under --memory 400m exits 0" timeout 60 step5 run ...
-#   check "step 5: no cgroup left behind" sh -c '! ls -d /sys/fs/cgroup/byoc* 2>/dev/null'
-#   check "steps 3-5 leave the shared mount table as it was" test "$(mount_table)" = "$before"
+# ---------------------------------------------------------------- step 5: cgroups, in the trap
+# We run in a populated cgroup whose subtree_control refuses controllers (EBUSY), so step 5
+# must put its containers elsewhere: by default beneath /sys/fs/cgroup/byoc.
+expect --match "^0::/byoc/byoc-[0-9]+\$" \
+    "step 5: with limits, the container runs in /byoc/byoc-PID" \
+    timeout 30 step5 run --memory 100m --pids 20 --cpus 1 cat /proc/self/cgroup
+check "step 5: the limits are written, and only the container moves (the runtime stays)" \
+    limits_are_in_place_while_it_runs
+
+# The classic demo. On v2 the module sets memory.oom.group=1: the whole container is killed, its
+# init too, so the runtime exits 128 + SIGKILL.
+expect --status 137 --show \
+    --match '^container hit its memory limit \(100 MiB\): the OOM killer killed the whole container' \
+    "step 5: stress wanting 200 MiB of a 100 MiB container is OOM-killed, said so, exit 137" \
+    timeout 120 step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1
+expect --match 'successful run completed' --no-match 'memory limit|OOM' \
+    "step 5: the same 200 MiB in a 300 MiB container completes, exit 0" \
+    timeout 120 step5 run --memory 300m -- stress --vm-bytes 200m --vm-keep -m 1 -t 2
+check "step 5: --pids 20 stops a fork loop at sleep 18 with \"can't fork\", exit 2" \
+    pids_limit_bounds_a_fork_loop
+
+# --cgroup-parent at our own, populated, session cgroup: the kernel refuses (EBUSY) and the
+# runtime must say why, and what to do, without leaving anything behind.
+expect --status 1 --show --match 'Device or resource busy' --match 'Suggestion:' \
+    --match 'processes of its own' \
+    "step 5: --cgroup-parent at our populated session cgroup fails with EBUSY and a suggestion" \
+    timeout 30 step5 run --memory 100m --cgroup-parent "$SESSION" true
+check "step 5: --cgroup-parent at an empty cgroup works, and is left empty" \
+    an_empty_cgroup_parent_works
+
+# ---------------------------------------------------------------- nothing left behind
+check "no container process outlives its run" no_container_process_left
+check "no byoc-* cgroup is left anywhere under /sys/fs/cgroup" no_byoc_cgroup_left
+check "the session cgroup's subtree_control is still empty" \
+    test -z "$(cat "$CG$SESSION/cgroup.subtree_control")"
+# The runtime makes /sys/fs/cgroup/byoc when it needs it, and removes it when the last
+# container leaves it.
+check "the workbook's /sys/fs/cgroup/byoc is gone too" test ! -e "$CG/byoc"
 
 finish
