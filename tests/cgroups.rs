@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-
 use common::STEP5;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -14,23 +12,15 @@ fn run(args: &[&str]) -> common::Run {
     STEP5.run(args)
 }
 
+/// The classic demo's command: one worker that allocates 200 MiB and keeps it.
+const STRESS_200M: [&str; 6] = ["stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+
 const OOM_REPORT: &str = "container hit its memory limit (100 MiB): the OOM killer killed";
 
 /// The classic demo: stress wants 200 MiB, the container may have 100 MiB.
 #[test]
 fn the_oom_killer_stops_stress_and_we_say_so() {
-    let run = run(&[
-        "run",
-        "--memory",
-        "100m",
-        "--",
-        "stress",
-        "--vm-bytes",
-        "200m",
-        "--vm-keep",
-        "-m",
-        "1",
-    ]);
+    let run = run(&[&["run", "--memory", "100m", "--"][..], &STRESS_200M].concat());
     assert!(run.output.contains(OOM_REPORT), "{}", run.transcript);
     if common::memory_on_cgroup_v1() {
         // v1 kills the worker that ran over; stress itself says so and exits 1.
@@ -45,20 +35,7 @@ fn the_oom_killer_stops_stress_and_we_say_so() {
 
 #[test]
 fn enough_memory_and_stress_completes() {
-    let run = run(&[
-        "run",
-        "--memory",
-        "300m",
-        "--",
-        "stress",
-        "--vm-bytes",
-        "200m",
-        "--vm-keep",
-        "-m",
-        "1",
-        "-t",
-        "2",
-    ]);
+    let run = run(&[&["run", "--memory", "300m", "--"][..], &STRESS_200M, &["-t", "2"]].concat());
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert!(!run.output.contains("OOM"), "{}", run.transcript);
     assert_transcript!("step5_enough_memory", run);
@@ -165,22 +142,15 @@ exec "$@""#;
     host.assert_unchanged("step5");
 }
 
+/// A container with limits, which says "ready", then waits.
+const LIMITED_AND_WAITING: [&str; 8] =
+    ["run", "--memory", "100m", "--pids", "20", "sh", "-c", "echo ready; sleep 60"];
+
 /// SIGTERM to the runtime reaches the command; the runtime then removes the cgroup.
 #[test]
 fn sigterm_to_the_runtime_removes_the_cgroup() {
     let host = common::HostState::now();
-    let mut runtime = STEP5.spawn(&[
-        "run",
-        "--memory",
-        "100m",
-        "--pids",
-        "20",
-        "sh",
-        "-c",
-        "echo ready; sleep 60",
-    ]);
-    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
-    assert_eq!(output.next().unwrap().unwrap(), "ready");
+    let (mut runtime, _output) = STEP5.spawn_ready(&LIMITED_AND_WAITING);
     assert_eq!(common::workbook_cgroups().len(), 1 + usize::from(common::memory_on_cgroup_v1()));
     kill(Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(runtime.wait().unwrap().code(), Some(128 + 15));
@@ -192,18 +162,7 @@ fn sigterm_to_the_runtime_removes_the_cgroup() {
 #[test]
 fn the_next_run_removes_what_a_killed_runtime_left() {
     let host = common::HostState::now();
-    let mut runtime = STEP5.spawn(&[
-        "run",
-        "--memory",
-        "100m",
-        "--pids",
-        "20",
-        "sh",
-        "-c",
-        "echo ready; sleep 60",
-    ]);
-    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
-    assert_eq!(output.next().unwrap().unwrap(), "ready");
+    let (mut runtime, _output) = STEP5.spawn_ready(&LIMITED_AND_WAITING);
     runtime.kill().unwrap();
     runtime.wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -211,7 +170,11 @@ fn the_next_run_removes_what_a_killed_runtime_left() {
         !common::workbook_cgroups().is_empty(),
         "the killed runtime's cgroups are gone already?"
     );
-    let next = STEP5.spawn(&["run", "--memory", "100m", "--pids", "20", "true"]).wait().unwrap();
+    let next = std::process::Command::new(STEP5.exe)
+        .args(["run", "--memory", "100m", "--pids", "20", "true"])
+        .current_dir(common::PROJECT)
+        .status()
+        .unwrap();
     assert!(next.success());
     host.assert_unchanged("step5");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
@@ -188,12 +188,10 @@ fn sigterm_to_the_runtime_reaches_the_command() {
     let script = "trap 'echo got SIGTERM; exit 42' TERM; echo ready; while :; do sleep 0.1; done";
     for step in environment_steps() {
         let host = common::HostState::now();
-        let mut runtime = step.spawn(&["run", "sh", "-c", script]);
-        let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
-        assert_eq!(output.next().unwrap().unwrap(), "ready");
+        let (runtime, mut output) = step.spawn_ready(&["run", "sh", "-c", script]);
         kill(Pid::from_raw(runtime.id() as i32), Signal::SIGTERM).unwrap();
         assert_eq!(output.next().unwrap().unwrap(), "got SIGTERM");
-        assert_eq!(runtime.wait().unwrap().code(), Some(42));
+        assert_eq!({ runtime }.wait().unwrap().code(), Some(42));
         host.assert_unchanged(step.name);
     }
 }
@@ -203,9 +201,7 @@ fn sigterm_to_the_runtime_reaches_the_command() {
 #[test]
 fn the_container_dies_with_a_killed_runtime() {
     let host = common::HostState::now();
-    let mut runtime = STEP4.spawn(&["run", "sh", "-c", "echo ready; sleep 60"]);
-    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
-    assert_eq!(output.next().unwrap().unwrap(), "ready");
+    let (mut runtime, _output) = STEP4.spawn_ready(&["run", "sh", "-c", "echo ready; sleep 60"]);
     runtime.kill().unwrap();
     runtime.wait().unwrap();
     // The container's processes are gone once its PID 1 is: give the kernel a moment.

@@ -10,20 +10,12 @@ fn namespaced_steps() -> impl Iterator<Item = Step> {
     STEPS.into_iter().skip(1)
 }
 
-/// Steps 3 and later need the rootfs.
-fn learner_runs(step: &Step, args: &[&str]) -> common::Run {
-    if step.name >= "step3" {
-        common::require_rootfs();
-    }
-    step.run(args)
-}
-
 /// The container numbers its processes from 1. In steps 2 and 3 the command is
 /// PID 1; from step 4 on our init is, and the command is PID 2.
 #[test]
 fn the_container_has_its_own_pids() {
     for step in namespaced_steps() {
-        let run = learner_runs(&step, &["run", "sh", "-c", "echo \"my PID is $$\""]);
+        let run = step.run(&["run", "sh", "-c", "echo \"my PID is $$\""]);
         let pid = if ["step2", "step3"].contains(&step.name) { 1 } else { 2 };
         assert_eq!(run.output, format!("my PID is {pid}\n"), "{}", run.transcript);
         assert_transcript!(format!("{}_pid_1", step.name), run);
@@ -34,7 +26,7 @@ fn the_container_has_its_own_pids() {
 fn hostname_changes_inside_only() {
     for step in namespaced_steps() {
         let host = nix::unistd::gethostname().unwrap();
-        let run = learner_runs(&step, &["run", "--hostname", "box", "hostname"]);
+        let run = step.run(&["run", "--hostname", "box", "hostname"]);
         assert_eq!(run.output, "box\n", "{}", run.transcript);
         assert_eq!(nix::unistd::gethostname().unwrap(), host, "the host's hostname changed");
         assert_transcript!(format!("{}_hostname", step.name), run);

@@ -3,20 +3,12 @@
 
 mod common;
 
-use common::{STEPS, Step};
-
-/// Steps 3 and later need the rootfs; steps 1 and 2 run the host's commands.
-fn learner_runs(step: &Step, args: &[&str]) -> common::Run {
-    if step.name >= "step3" {
-        common::require_rootfs();
-    }
-    step.run(args)
-}
+use common::STEPS;
 
 #[test]
 fn echo_hello() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "echo", "hello"]);
+        let run = step.run(&["run", "echo", "hello"]);
         assert_eq!((run.output.as_str(), run.status), ("hello\n", 0), "{}", run.transcript);
         assert_transcript!(format!("{}_echo_hello", step.name), run);
     }
@@ -25,7 +17,7 @@ fn echo_hello() {
 #[test]
 fn verbose_narrates_each_system_call() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "-v", "echo", "hello"]);
+        let run = step.run(&["run", "-v", "echo", "hello"]);
         assert!(run.output.starts_with("=> clone("), "{}", run.transcript);
         assert_transcript!(format!("{}_verbose", step.name), run);
     }
@@ -34,7 +26,7 @@ fn verbose_narrates_each_system_call() {
 #[test]
 fn exit_status_is_the_commands() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "sh", "-c", "exit 3"]);
+        let run = step.run(&["run", "sh", "-c", "exit 3"]);
         assert_eq!(run.status, 3, "{}", run.transcript);
         assert_transcript!(format!("{}_exit_3", step.name), run);
     }
@@ -47,7 +39,7 @@ fn exit_status_is_the_commands() {
 #[test]
 fn killed_by_a_signal() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "sh", "-c", "kill -9 $$"]);
+        let run = step.run(&["run", "sh", "-c", "kill -9 $$"]);
         let shell_is_pid_1 = ["step2", "step3"].contains(&step.name);
         let expected = if shell_is_pid_1 { 0 } else { 137 };
         assert_eq!(run.status, expected, "{}", run.transcript);
@@ -58,7 +50,7 @@ fn killed_by_a_signal() {
 #[test]
 fn command_not_found_is_127() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "no-such-command"]);
+        let run = step.run(&["run", "no-such-command"]);
         assert_eq!(run.status, 127, "{}", run.transcript);
         assert!(run.output.contains("\"no-such-command\""), "{}", run.transcript);
         assert_transcript!(format!("{}_not_found", step.name), run);
@@ -68,7 +60,7 @@ fn command_not_found_is_127() {
 #[test]
 fn not_executable_is_126() {
     for step in STEPS {
-        let run = learner_runs(&step, &["run", "/etc/passwd"]);
+        let run = step.run(&["run", "/etc/passwd"]);
         assert_eq!(run.status, 126, "{}", run.transcript);
         assert_transcript!(format!("{}_not_executable", step.name), run);
     }

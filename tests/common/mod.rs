@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Lines, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 /// The project's directory: steps run from here, as `just` runs them, so that
@@ -44,24 +44,31 @@ impl Step {
     /// `just stepN ARGS…`: run the step as root, as the `just` recipe does, and
     /// check that it left the host as it found it.
     pub fn run(&self, args: &[&str]) -> Run {
+        if self.name >= "step3" {
+            require_rootfs(); // the default --rootfs
+        }
         let host = HostState::now();
         let run = self.run_with(Command::new(self.exe), &format!("just {}", self.name), args);
         host.assert_unchanged(self.name);
         run
     }
 
-    /// Start `stepN ARGS…` as root and leave it running, its stdout piped:
-    /// for the tests that signal the runtime while it runs.
-    pub fn spawn(&self, args: &[&str]) -> Child {
+    /// Start `stepN run … sh -c 'echo ready; …'` as root and leave it running,
+    /// for the tests that signal the runtime: returns once the container said
+    /// "ready", with the rest of its output to read.
+    pub fn spawn_ready(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
         require_root();
-        Command::new(self.exe)
+        let mut runtime = Command::new(self.exe)
             .args(args)
             .current_dir(PROJECT)
             .env("TERM", "xterm")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe))
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe));
+        let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
+        assert_eq!(output.next().unwrap().unwrap(), "ready", "{} never said ready", self.name);
+        (runtime, output)
     }
 
     /// The same run by a learner who forgot `sudo`: as user `nobody`.
