@@ -143,6 +143,9 @@ fn fresh_mounts() {
     check("mounts", &["run", "sh", "-c", "mount | grep -v ' on / '"], 0);
     check("dev", &["run", "ls", "/dev"], 0);
     check("sys_read_only", &["run", "touch", "/sys/kernel/x"], 1);
+    // The host-wide settings in /proc/sys are read-only (this one is the UTS
+    // namespace's own, so the test harms nothing if it fails).
+    check("proc_sys_read_only", &["run", "sh", "-c", "echo box > /proc/sys/kernel/hostname"], 1);
 }
 
 #[test]

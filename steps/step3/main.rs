@@ -219,7 +219,7 @@ fn check_rootfs(rootfs: &Path) -> Result<()> {
     let problem = if !rootfs.is_dir() {
         "there is no such directory"
     } else if rootfs.join("bin/sh").symlink_metadata().is_err() {
-        // symlink_metadata: busybox's bin/sh is a link that resolves only inside the rootfs.
+        // symlink_metadata: bin/sh may be an absolute link, which resolves only inside the rootfs.
         "it has no bin/sh"
     } else {
         return Ok(());

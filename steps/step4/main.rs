@@ -395,7 +395,7 @@ fn check_rootfs(rootfs: &Path) -> Result<()> {
     let problem = if !rootfs.is_dir() {
         "there is no such directory"
     } else if rootfs.join("bin/sh").symlink_metadata().is_err() {
-        // symlink_metadata: busybox's bin/sh is a link that resolves only inside the rootfs.
+        // symlink_metadata: bin/sh may be an absolute link, which resolves only inside the rootfs.
         "it has no bin/sh"
     } else {
         return Ok(());
@@ -447,6 +447,7 @@ fn enter_rootfs(container: &Container) -> Result<()> {
 fn mount_filesystems(verbose: bool) -> Result<()> {
     let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
     mount_fs("proc", "/proc", nosuid | nodev | noexec, "", verbose)?;
+    make_read_only(&HOST_WIDE_PROC, verbose)?;
     mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
     mount_fs("tmpfs", "/dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
     make_devices(verbose)?;
@@ -477,10 +478,38 @@ fn mount_fs(
 }
 // ANCHOR_END: mount_fs
 
+// ANCHOR: HOST_WIDE_PROC
+/// The parts of the container's /proc that are not the container's but the
+/// whole host's: kernel settings (writing kernel.core_pattern would make the
+/// host's kernel run a program of ours as root), the magic SysRq key, IRQs
+/// and buses. They stay readable; writing them is refused, as docker does.
+const HOST_WIDE_PROC: [&str; 4] = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"];
+// ANCHOR_END: HOST_WIDE_PROC
+
+// ANCHOR: make_read_only
+/// Make each path that exists read-only: bind-mount it on itself, then
+/// remount that bind mount read-only (a bind mount takes its flags only then).
+fn make_read_only(paths: &[&str], verbose: bool) -> Result<()> {
+    for path in paths.iter().filter(|path| Path::new(path).exists()) {
+        narrate(verbose, &format!("mount({path:?}, {path:?}, NULL, MS_BIND|MS_REC, NULL)"));
+        mount(Some(*path), *path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .wrap_err_with(|| format!("cannot bind-mount {path} on itself"))?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        narrate(
+            verbose,
+            &format!("mount(NULL, {path:?}, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)"),
+        );
+        mount(None::<&str>, *path, None::<&str>, flags, None::<&str>)
+            .wrap_err_with(|| format!("cannot make {path} read-only"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: make_read_only
+
 // ANCHOR: DEVICES
 /// The devices a program may use, (name, major, minor) as the kernel's
 /// devices.txt numbers them. No disk, no /dev/mem: what is not here cannot be
-/// opened, CAP_MKNOD or not, since /dev is the only mount without nodev.
+/// opened, and without CAP_MKNOD the command cannot make more.
 const DEVICES: [(&str, u64, u64); 6] = [
     ("null", 1, 3),
     ("zero", 1, 5),
