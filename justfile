@@ -151,7 +151,7 @@ rootfs dir="rootfs":
     done >"$target/.built"
     echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
 
-# Everything CI checks: formatting, lints, every test (as root), and the book
+# Everything CI checks: formatting, lints, every test (as root), the book, then the VM test
 test: rootfs _mdbook && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
