@@ -71,27 +71,38 @@ impl Step {
         (runtime, output)
     }
 
-    /// The same run by a learner who forgot `sudo`: as user `nobody`.
+    /// The same run by a learner who forgot `sudo`: as user `nobody`, in a
+    /// checkout of their own. That is a directory `nobody` may enter (this
+    /// checkout may be private), with a copy of the step at
+    /// `target/debug/` and a `rootfs/bin/sh`, enough for the step to get as
+    /// far as the clone(2) that needs root.
     pub fn run_as_nobody(&self, args: &[&str]) -> Run {
         let host = HostState::now();
-        // A copy in a directory that `nobody` may enter (the checkout may be private).
-        let dir = std::env::temp_dir().join(format!("byoc-{}-{}", self.name, std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let exe = dir.join(self.name);
+        let checkout =
+            std::env::temp_dir().join(format!("byoc-{}-{}", self.name, std::process::id()));
+        fs::create_dir_all(checkout.join("target/debug")).unwrap();
+        fs::create_dir_all(checkout.join("rootfs/bin")).unwrap();
+        std::os::unix::fs::symlink("busybox", checkout.join("rootfs/bin/sh")).unwrap();
+        let exe = checkout.join("target/debug").join(self.name);
         fs::copy(self.exe, &exe).unwrap();
         let mut setpriv = Command::new("setpriv");
         setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
+        setpriv.current_dir(&checkout);
         let run = self.run_with(setpriv, &format!("./target/debug/{}", self.name), args);
-        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&checkout).unwrap();
         host.assert_unchanged(self.name);
         run
     }
 
+    /// Run `command ARGS…` (from the project's directory, unless it has its
+    /// own) and record what the terminal shows as `$ SHOWN ARGS…`.
     fn run_with(&self, mut command: Command, shown: &str, args: &[&str]) -> Run {
+        if command.get_current_dir().is_none() {
+            command.current_dir(PROJECT);
+        }
         let (mut reader, writer) = std::io::pipe().unwrap();
         let mut child = command
             .args(args)
-            .current_dir(PROJECT)
             // A learner's RUST_BACKTRACE would add a backtrace to every error report.
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
