@@ -3,14 +3,11 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::STEP5;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-fn run(args: &[&str]) -> common::Run {
-    common::require_rootfs();
-    STEP5.run(args)
-}
 
 /// The classic demo's command: one worker that allocates 200 MiB and keeps it.
 const STRESS_200M: [&str; 6] = ["stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
@@ -20,7 +17,7 @@ const OOM_REPORT: &str = "container hit its memory limit (100 MiB): the OOM kill
 /// The classic demo: stress wants 200 MiB, the container may have 100 MiB.
 #[test]
 fn the_oom_killer_stops_stress_and_we_say_so() {
-    let run = run(&[&["run", "--memory", "100m", "--"][..], &STRESS_200M].concat());
+    let run = STEP5.run(&[&["run", "--memory", "100m", "--"][..], &STRESS_200M].concat());
     assert!(run.output.contains(OOM_REPORT), "{}", run.transcript);
     if common::memory_on_cgroup_v1() {
         // v1 kills the worker that ran over; stress itself says so and exits 1.
@@ -35,7 +32,8 @@ fn the_oom_killer_stops_stress_and_we_say_so() {
 
 #[test]
 fn enough_memory_and_stress_completes() {
-    let run = run(&[&["run", "--memory", "300m", "--"][..], &STRESS_200M, &["-t", "2"]].concat());
+    let run =
+        STEP5.run(&[&["run", "--memory", "300m", "--"][..], &STRESS_200M, &["-t", "2"]].concat());
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert!(!run.output.contains("OOM"), "{}", run.transcript);
     assert_transcript!("step5_enough_memory", run);
@@ -45,7 +43,7 @@ fn enough_memory_and_stress_completes() {
 #[test]
 fn pids_limit_stops_a_fork_loop() {
     let script = "for i in $(seq 50); do sleep 3 & echo \"started sleep number $i\"; done";
-    let run = run(&["run", "--pids", "20", "sh", "-c", script]);
+    let run = STEP5.run(&["run", "--pids", "20", "sh", "-c", script]);
     assert_eq!(run.status, 2, "{}", run.transcript);
     assert!(
         run.output.ends_with(
@@ -62,7 +60,7 @@ fn cpus_limit_slows_a_busy_loop() {
     let busy = ["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"];
     let seconds = |limit: &[&str]| {
         let start = std::time::Instant::now();
-        let run = run(&[&["run"], limit, &busy].concat());
+        let run = STEP5.run(&[&["run"], limit, &busy].concat());
         assert_eq!(run.status, 0, "{}", run.transcript);
         start.elapsed().as_secs_f64()
     };
@@ -75,7 +73,8 @@ fn cpus_limit_slows_a_busy_loop() {
 /// which the command runs unlimited. After the run the cgroup is removed.
 #[test]
 fn the_container_joins_its_cgroup_before_anything_runs() {
-    let run = run(&["run", "-v", "--memory", "100m", "--pids", "20", "--cpus", "0.5", "true"]);
+    let run =
+        STEP5.run(&["run", "-v", "--memory", "100m", "--pids", "20", "--cpus", "0.5", "true"]);
     assert_eq!(run.status, 0, "{}", run.transcript);
     let lines: Vec<&str> = run.output.lines().collect();
     let position = |wanted: &str| lines.iter().position(|line| line.contains(wanted));
@@ -106,7 +105,7 @@ fn bad_limits_are_usage_errors() {
         ("pids_zero", "--pids", "0"),
         ("cpus_word", "--cpus", "lots"),
     ] {
-        let run = run(&["run", flag, value, "true"]);
+        let run = STEP5.run(&["run", flag, value, "true"]);
         assert_eq!(run.status, 2, "{}", run.transcript);
         assert_transcript!(format!("step5_bad_{case}"), run);
     }
@@ -114,7 +113,7 @@ fn bad_limits_are_usage_errors() {
 
 #[test]
 fn a_cgroup_parent_that_does_not_exist() {
-    let run = run(&["run", "--memory", "100m", "--cgroup-parent", "/no/such/parent", "true"]);
+    let run = STEP5.run(&["run", "--memory", "100m", "--cgroup-parent", "/no/such/parent", "true"]);
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert!(run.output.contains("\"/no/such/parent\" does not exist"), "{}", run.transcript);
     assert!(run.output.contains("Suggestion: create it"), "{}", run.transcript);
@@ -129,10 +128,8 @@ fn a_missing_controller() {
   umount "$tree"
 done
 exec "$@""#;
-    let output = std::process::Command::new("unshare")
+    let output = common::as_a_learner(Command::new("unshare"))
         .args(["--mount", "sh", "-c", script, "sh", STEP5.exe, "run", "--memory", "100m", "true"])
-        .current_dir(common::PROJECT)
-        .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -170,9 +167,8 @@ fn the_next_run_removes_what_a_killed_runtime_left() {
         !common::workbook_cgroups().is_empty(),
         "the killed runtime's cgroups are gone already?"
     );
-    let next = std::process::Command::new(STEP5.exe)
+    let next = common::as_a_learner(Command::new(STEP5.exe))
         .args(["run", "--memory", "100m", "--pids", "20", "true"])
-        .current_dir(common::PROJECT)
         .status()
         .unwrap();
     assert!(next.success());

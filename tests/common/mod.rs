@@ -48,7 +48,8 @@ impl Step {
             require_rootfs(); // the default --rootfs
         }
         let host = HostState::now();
-        let run = self.run_with(Command::new(self.exe), &format!("just {}", self.name), args);
+        let command = as_a_learner(Command::new(self.exe));
+        let run = self.run_with(command, &format!("just {}", self.name), args);
         host.assert_unchanged(self.name);
         run
     }
@@ -58,11 +59,8 @@ impl Step {
     /// "ready", with the rest of its output to read.
     pub fn spawn_ready(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
         require_root();
-        let mut runtime = Command::new(self.exe)
+        let mut runtime = as_a_learner(Command::new(self.exe))
             .args(args)
-            .current_dir(PROJECT)
-            .env("TERM", "xterm")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe));
@@ -85,7 +83,7 @@ impl Step {
         std::os::unix::fs::symlink("busybox", checkout.join("rootfs/bin/sh")).unwrap();
         let exe = checkout.join("target/debug").join(self.name);
         fs::copy(self.exe, &exe).unwrap();
-        let mut setpriv = Command::new("setpriv");
+        let mut setpriv = as_a_learner(Command::new("setpriv"));
         setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
         setpriv.current_dir(&checkout);
         let run = self.run_with(setpriv, &format!("./target/debug/{}", self.name), args);
@@ -94,21 +92,11 @@ impl Step {
         run
     }
 
-    /// Run `command ARGS…` (from the project's directory, unless it has its
-    /// own) and record what the terminal shows as `$ SHOWN ARGS…`.
+    /// Run `command ARGS…` and record what the terminal shows as `$ SHOWN ARGS…`.
     fn run_with(&self, mut command: Command, shown: &str, args: &[&str]) -> Run {
-        if command.get_current_dir().is_none() {
-            command.current_dir(PROJECT);
-        }
         let (mut reader, writer) = std::io::pipe().unwrap();
         let mut child = command
             .args(args)
-            // A learner's RUST_BACKTRACE would add a backtrace to every error report.
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            // From step 4 on the container keeps the caller's TERM, and only it.
-            .env("TERM", "xterm")
-            .stdin(Stdio::null())
             .stdout(writer.try_clone().unwrap())
             .stderr(writer)
             .spawn()
@@ -121,6 +109,20 @@ impl Step {
             format!("$ {shown} {}\n{output}[exit status: {status}]", shell_words(args));
         Run { transcript, output, status }
     }
+}
+
+/// `command` set up as a learner's shell starts a step: from the project's
+/// directory, as `just` runs it, with a terminal type and no input.
+pub fn as_a_learner(mut command: Command) -> Command {
+    command
+        .current_dir(PROJECT)
+        // A learner's RUST_BACKTRACE would add a backtrace to every error report.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        // From step 4 on the container keeps the caller's TERM, and only it.
+        .env("TERM", "xterm")
+        .stdin(Stdio::null());
+    command
 }
 
 /// Snapshot a run's transcript, with what varies from run to run redacted:
@@ -258,12 +260,11 @@ cat /proc/self/mountinfo > "$0.after"
 exit $status"#;
     let tables =
         std::env::temp_dir().join(format!("byoc-shared-{}-{}", step.name, std::process::id()));
-    let status = Command::new("unshare")
+    let status = as_a_learner(Command::new("unshare"))
         .args(["--mount", "--propagation", "shared", "sh", "-c", script])
         .arg(&tables)
         .arg(step.exe)
         .args(args)
-        .current_dir(PROJECT)
         .status()
         .unwrap();
     let read = |suffix: &str| {
