@@ -129,8 +129,9 @@ rootfs dir="rootfs":
     done
 
     # Mount points and the home directories, which the container expects to find.
-    # (oldrootfs/ is not made here: the programs create it.)
-    mkdir -p "$target"/{proc,sys,dev,tmp,root,home/learner,etc}
+    # oldrootfs/ is where step 3 puts the host's old root (book: chapter 3); it is
+    # made here, once, so that no run has to make it, or may remove it.
+    mkdir -p "$target"/{proc,sys,dev,tmp,oldrootfs,root,home/learner,etc}
     chmod 1777 "$target/tmp"   # anyone may write, like the host's /tmp
 
     # Just enough users and groups for `id` and `ls -l` to show names.

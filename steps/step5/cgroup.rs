@@ -17,7 +17,7 @@ use std::time::Duration;
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use crate::narrate;
@@ -210,10 +210,14 @@ fn parent_dir(h: &Hierarchy, cgroup_parent: Option<&str>, verbose: bool) -> Resu
         // v2 has the "no internal processes" rule: a cgroup with processes of its own cannot
         // hand controllers down to child cgroups (EBUSY). We run in a busy one (on a laptop,
         // the login session's scope), so the workbook keeps an empty cgroup of its own.
+        // Other containers share it: one of them may make it at the same moment as we do.
         None => {
             let dir = h.mount.join("byoc");
             if !dir.exists() {
-                mkdir(&dir, verbose)?;
+                mkdir(&dir, verbose).or_else(|report| match io_error(&report) {
+                    Some(ErrorKind::AlreadyExists) => Ok(()),
+                    _ => Err(report),
+                })?;
             }
             dir
         }
@@ -296,6 +300,27 @@ fn limit_files(h: &Hierarchy, dir: &Path, limits: &Limits) -> Vec<(PathBuf, Stri
 }
 // ANCHOR_END: limit_files
 
+// ANCHOR: make_cgroup
+/// Make the container's cgroup, `byoc-<our PID>`, beneath its parent, and return its path.
+fn make_cgroup(h: &Hierarchy, cgroup_parent: Option<&str>, verbose: bool) -> Result<PathBuf> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let made = parent_dir(h, cgroup_parent, verbose).and_then(|parent| {
+            remove_stale(&parent, verbose);
+            let dir = parent.join(format!("byoc-{}", std::process::id()));
+            mkdir(&dir, verbose).map(|()| dir)
+        });
+        match made {
+            // v2's /byoc is shared, and the last container to leave it removes it: if that
+            // happened a moment ago, the parent is gone (ENOENT). Then we make it again.
+            Err(report) if attempt < 10 && io_error(&report) == Some(ErrorKind::NotFound) => {}
+            made => return made,
+        }
+    }
+}
+// ANCHOR_END: make_cgroup
+
 /// The container's cgroup: a directory `byoc-<our pid>` in each cgroup tree it uses (one on
 /// v2). Dropping it removes it, so a forked child must exec or exit, never drop it.
 #[derive(Debug)]
@@ -327,24 +352,14 @@ impl Cgroup {
         verbose: bool,
     ) -> Result<Cgroup> {
         let hierarchies = hierarchies(&mounts(mountinfo), proc_cgroup, limits)?;
-        // Settle every parent first: a mistake there leaves nothing half made.
-        let parents: Vec<PathBuf> = hierarchies
-            .iter()
-            .map(|h| parent_dir(h, cgroup_parent, verbose))
-            .collect::<Result<_>>()?;
         // From here on, an error drops `cgroup`, and Drop removes what was made so far.
-        let workbook_parent = match cgroup_parent {
-            None => {
-                hierarchies.iter().zip(&parents).find(|(h, _)| h.v2).map(|(_, dir)| dir.clone())
-            }
-            Some(_) => None,
-        };
-        let mut cgroup = Cgroup { dirs: Vec::new(), workbook_parent, memory: None, verbose };
-        for (h, parent) in hierarchies.iter().zip(parents) {
-            remove_stale(&parent, verbose);
-            let dir = parent.join(format!("byoc-{}", std::process::id()));
-            mkdir(&dir, verbose)?;
+        let mut cgroup = Cgroup { dirs: Vec::new(), workbook_parent: None, memory: None, verbose };
+        for h in &hierarchies {
+            let dir = make_cgroup(h, cgroup_parent, verbose)?;
             cgroup.dirs.push(dir.clone());
+            if h.v2 && cgroup_parent.is_none() {
+                cgroup.workbook_parent = dir.parent().map(Path::to_path_buf);
+            }
             for (file, value) in limit_files(h, &dir, limits) {
                 let context = || format!("failed to write {value:?} to {file:?}");
                 write(&file, &value, verbose).wrap_err_with(context)?;
@@ -392,11 +407,12 @@ impl Cgroup {
         Some(report)
     }
 
-    /// Kill what is still inside, then remove the directories. Calling it again does nothing.
+    /// Remove the directories. The container must be gone: rmdir refuses a cgroup that holds
+    /// a process. Calling it again does nothing.
     pub fn remove(&mut self) -> Result<()> {
         let mut first_error = None;
         for dir in std::mem::take(&mut self.dirs) {
-            if let Err(e) = kill_all(&dir, self.verbose).and_then(|()| rmdir(&dir, self.verbose)) {
+            if let Err(e) = rmdir(&dir, self.verbose) {
                 first_error.get_or_insert(e);
             }
         }
@@ -435,7 +451,8 @@ pub fn join(dirs: &[PathBuf], verbose: bool) -> Result<()> {
 
 // ANCHOR: remove_stale
 /// Remove `byoc-<pid>` cgroups in `parent` whose runtime is gone: one killed by SIGKILL could
-/// not clean up. Only empty ones go, as rmdir refuses a cgroup that still has processes.
+/// not clean up. Only empty ones go, as rmdir refuses a cgroup that still has processes. One
+/// with our own PID is stale too, whatever kill() says: its runtime had our PID before us.
 fn remove_stale(parent: &Path, verbose: bool) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -447,7 +464,7 @@ fn remove_stale(parent: &Path, verbose: bool) {
             continue;
         };
         // kill() without a signal only asks whether the process exists.
-        if kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+        if pid == std::process::id() as i32 || kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
             narrate(verbose, &format!("rmdir({:?})", entry.path()));
             let _ = fs::remove_dir(entry.path());
         }
@@ -455,51 +472,15 @@ fn remove_stale(parent: &Path, verbose: bool) {
 }
 // ANCHOR_END: remove_stale
 
-// ANCHOR: kill_all
-/// Kill every process in the cgroup `dir`, and wait (up to 1 s) until it is empty.
-fn kill_all(dir: &Path, verbose: bool) -> Result<()> {
-    // v2 (Linux 5.14+) has cgroup.kill: one write kills all inside, even what forks meanwhile.
-    let kill_file = dir.join("cgroup.kill");
-    let has_kill_file = kill_file.exists();
-    if has_kill_file {
-        let context = || format!("failed to write \"1\" to {kill_file:?}");
-        write(&kill_file, "1", verbose).wrap_err_with(context)?;
-    }
-    for _ in 0..100 {
-        let pids = procs(dir)?;
-        if pids.is_empty() {
-            return Ok(());
-        }
-        // Otherwise SIGKILL each, then look again: one may have forked before it died.
-        if !has_kill_file {
-            for pid in pids {
-                narrate(verbose, &format!("kill({pid}, SIGKILL)"));
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL); // ESRCH: it died already
-            }
-        }
-        sleep(Duration::from_millis(10));
-    }
-    bail!("processes are still in cgroup {dir:?} after 1 s of SIGKILL")
-}
-// ANCHOR_END: kill_all
-
-/// The pids in `dir`'s cgroup.procs. No file means no processes: the cgroup is gone already
-/// (or, in the unit tests, was never a real one).
-fn procs(dir: &Path) -> Result<Vec<i32>> {
-    let file = dir.join("cgroup.procs");
-    let text = match fs::read_to_string(&file) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        result => result.wrap_err_with(|| format!("failed to read {file:?}"))?,
-    };
-    // Never 0 or less: kill(0) would mean "our own process group", kill(-1) "everyone".
-    let pids = text.lines().filter_map(|line| line.trim().parse().ok());
-    Ok(pids.filter(|&pid| pid > 0).collect())
-}
-
 /// The text of `dir`/`v2_file`, or else of `dir`/`v1_file`.
 fn read_either(dir: &Path, v2_file: &str, v1_file: &str) -> Option<String> {
     let text = fs::read_to_string(dir.join(v2_file));
     text.or_else(|_| fs::read_to_string(dir.join(v1_file))).ok()
+}
+
+/// The kind of the I/O error at the root of `report`, if it is one.
+fn io_error(report: &color_eyre::Report) -> Option<ErrorKind> {
+    report.root_cause().downcast_ref::<std::io::Error>().map(std::io::Error::kind)
 }
 
 /// mkdir a cgroup: the kernel fills the new directory with its control files.
@@ -661,6 +642,44 @@ mod tests {
         remove_fake(cgroup);
     }
 
+    /// Two other runtimes start and end containers all the time, each as step 5 does: make
+    /// /byoc (or find it made), make its cgroup in it, remove that, remove /byoc (or find
+    /// another container in it). Ours race with theirs for /byoc, and every one succeeds.
+    #[test]
+    fn survives_other_containers_making_and_removing_byoc() {
+        use std::sync::atomic::AtomicBool;
+        let fake = Fake::new();
+        let mountinfo = fake.v2("memory pids\n");
+        let byoc = fake.0.join("byoc");
+        let done = AtomicBool::new(false);
+        // Named after live processes, so that our remove_stale leaves them alone.
+        let others = [1, std::os::unix::process::parent_id()].map(|pid| format!("byoc-{pid}"));
+        std::thread::scope(|scope| {
+            for other in &others {
+                let (byoc, done) = (&byoc, &done);
+                scope.spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        let _ = fs::create_dir(byoc);
+                        if fs::create_dir(byoc.join(other)).is_ok() {
+                            sleep(Duration::from_micros(20)); // the container runs
+                            fs::remove_dir(byoc.join(other)).unwrap();
+                        }
+                        // cgroupfs removes a cgroup's files with it; in the fake, we do.
+                        let _ = fs::remove_file(byoc.join("cgroup.subtree_control"));
+                        let _ = fs::remove_dir(byoc); // fails while a container is inside
+                    }
+                });
+            }
+            let memory = Limits { memory: Some(1 << 30), ..Limits::default() };
+            for _ in 0..300 {
+                let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &memory, None, false);
+                let cgroup = cgroup.inspect_err(|_| done.store(true, Ordering::Relaxed)).unwrap();
+                remove_fake(cgroup);
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+    }
+
     #[test]
     fn swap_is_turned_off_after_the_memory_limit() {
         let fake = Fake::new();
@@ -742,13 +761,17 @@ mod tests {
     fn removes_only_dead_empty_byoc_cgroups() {
         let fake = Fake::new();
         // 999999999 is above the largest pid Linux allows (2^22): surely not running.
-        let alive = format!("byoc-{}", std::process::id());
-        for dir in [&alive, "byoc-999999999", "byoc-999999998", "byoc-abc", "other-999999999"] {
+        let alive = format!("byoc-{}", std::os::unix::process::parent_id());
+        let ours = format!("byoc-{}", std::process::id());
+        let dirs =
+            [&alive, &ours, "byoc-999999999", "byoc-999999998", "byoc-abc", "other-999999999"];
+        for dir in dirs {
             fs::create_dir(fake.0.join(dir)).unwrap();
         }
         fake.file("byoc-999999998/cgroup.procs", "42\n"); // not empty
         remove_stale(&fake.0, false);
         assert!(!fake.0.join("byoc-999999999").exists());
+        assert!(!fake.0.join(&ours).exists(), "a stale cgroup with our own PID stays");
         for kept in [&alive, "byoc-999999998", "byoc-abc", "other-999999999"] {
             assert!(fake.0.join(kept).exists(), "{kept}");
         }

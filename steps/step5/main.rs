@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use color_eyre::Section;
 use color_eyre::config::{HookBuilder, Theme};
 use color_eyre::eyre::{Report, Result, WrapErr, eyre};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, clone};
@@ -35,8 +36,8 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Gid, Pid, Uid, chdir, execv, fork, mkdir, pivot_root, sethostname};
-use nix::unistd::{setgid, setgroups, setuid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, chdir, close, execv, fork, pipe2, pivot_root, read};
+use nix::unistd::{setgid, setgroups, sethostname, setuid};
 
 #[derive(Parser)]
 #[command(
@@ -139,13 +140,19 @@ fn main() -> ExitCode {
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
+    // Blocked first: a Ctrl-C now waits for `supervise`, and cannot stop us half-way.
+    let signals = block_signals()?;
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
     // Dropped on every way out of here, errors included, it removes the cgroup.
     let mut cgroup =
         Cgroup::create(&limits, container.cgroup_parent.as_deref(), container.verbose)?;
-    let signals = block_signals()?;
     let child = start_child(container, &cgroup)?;
-    let status = supervise(child, &signals, container.verbose)?;
+    let status = supervise(child, &signals, container.verbose).inspect_err(|_| {
+        // The cgroup goes only once the container is gone. Our child is not reaped yet, so
+        // its PID cannot be another's: SIGKILL it, and the kernel ends its PID namespace.
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+    })?;
 
     if let Some(report) = cgroup.oom_report() {
         eprintln!("{report}");
@@ -173,6 +180,8 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
     let verbose = container.verbose;
+    // The child reads this pipe to learn that the runtime is alive (`die_with_runtime`).
+    let (alive, runtime) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("pipe2 failed")?;
 
     narrate(verbose, &format!("clone({})", flag_names(flags)));
     let mut stack = vec![0u8; 1024 * 1024];
@@ -181,10 +190,9 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
     let child = unsafe {
         clone(
             Box::new(|| {
-                // If the runtime dies, even by SIGKILL, its container dies with it.
-                narrate(verbose, "prctl(PR_SET_PDEATHSIG, SIGKILL)");
-                if let Err(error) = prctl::set_pdeathsig(Signal::SIGKILL) {
-                    eprintln!("Error: prctl(PR_SET_PDEATHSIG) failed: {error}");
+                let _ = close(runtime.as_raw_fd()); // our copy: only the runtime may hold it
+                if let Err(report) = die_with_runtime(&alive, verbose) {
+                    eprintln!("Error: {report:?}");
                     return 1;
                 }
                 // Join the cgroup first: all the container will ever run is then
@@ -203,6 +211,8 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
             Some(Signal::SIGCHLD as i32),
         )
     };
+    // Never closed by us: the kernel closes it when the runtime exits, however it exits.
+    let _ = runtime.into_raw_fd();
     let suggestion = match child {
         Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step5 run …`",
         _ => "see the book's Troubleshooting appendix",
@@ -210,6 +220,24 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: die_with_runtime
+/// In the new process, first of all: if the runtime dies, even by SIGKILL, its
+/// container must die with it. PR_SET_PDEATHSIG asks the kernel for that, but
+/// only from now on: a runtime that died a moment earlier is missed. Inside
+/// the new PID namespace getppid() says 0, so ask the pipe: the runtime holds
+/// its write end open as long as it lives, and a read finds EOF once no
+/// writer is left (book: chapter 4, "PID 1").
+fn die_with_runtime(alive: &OwnedFd, verbose: bool) -> Result<()> {
+    narrate(verbose, "prctl(PR_SET_PDEATHSIG, SIGKILL)");
+    prctl::set_pdeathsig(Signal::SIGKILL).wrap_err("prctl(PR_SET_PDEATHSIG) failed")?;
+    narrate(verbose, "read(pipe) = EAGAIN: the runtime is alive");
+    match read(alive, &mut [0]) {
+        Err(Errno::EAGAIN) => Ok(()),
+        _ => Err(eyre!("the runtime died before its container started")),
+    }
+}
+// ANCHOR_END: die_with_runtime
 
 // ANCHOR: child
 /// Inside the container, as its PID 1: set it up, start the command, and stay
@@ -221,7 +249,6 @@ fn child(container: &Container) -> Result<ExitCode> {
     bring_up_loopback(container.verbose)?;
     enter_rootfs(container)?;
     mount_filesystems(container.verbose)?;
-    remove_old_root(container.verbose)?;
     let user = find_user(&container.user)?;
 
     let command = start_command(container, &user, &hostname, &signals)?;
@@ -441,12 +468,15 @@ fn check_rootfs(rootfs: &Path) -> Result<()> {
 // ANCHOR_END: check_rootfs
 
 // ANCHOR: enter_rootfs
-/// Make the rootfs our `/`. pivot_root(2) wants the new root to be a mount
-/// point, so we bind-mount the directory on itself first; the old root goes to
-/// `oldrootfs/` inside it (book: chapter 3, "why the bind mount").
+/// Make the rootfs our `/`, and leave nothing of the host's tree behind.
+/// pivot_root(2) wants the new root to be a mount point, so we bind-mount the
+/// directory on itself first (book: chapter 3). Then we pivot as runc does,
+/// with the new root as put_old too: `pivot_root(".", ".")` stacks the old root
+/// on top of the new one, and a lazy unmount of "." takes it away, with all
+/// that is mounted below it. No `oldrootfs/` is needed, so two containers
+/// never share one (book: chapter 4, "the old root goes").
 fn enter_rootfs(container: &Container) -> Result<()> {
     let rootfs = &container.rootfs;
-    let old_root = rootfs.join("oldrootfs");
 
     narrate(
         container.verbose,
@@ -456,18 +486,18 @@ fn enter_rootfs(container: &Container) -> Result<()> {
     mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
         .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
 
-    narrate(container.verbose, &format!("mkdir({old_root:?}, 0700)"));
-    match mkdir(&old_root, Mode::S_IRWXU) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(error) => return Err(error).wrap_err_with(|| format!("cannot create {old_root:?}")),
-    }
+    narrate(container.verbose, &format!("chdir({rootfs:?})"));
+    chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))?;
 
-    narrate(container.verbose, &format!("pivot_root({rootfs:?}, {old_root:?})"));
-    pivot_root(rootfs, &old_root)
-        .wrap_err_with(|| format!("pivot_root({rootfs:?}, {old_root:?}) refused"))
+    narrate(container.verbose, "pivot_root(\".\", \".\")");
+    pivot_root(".", ".")
+        .wrap_err_with(|| format!("pivot_root(\".\", \".\") in {rootfs:?} refused"))
         .suggestion(
             "pivot_root needs a rootfs on a private mount: see the book's Troubleshooting appendix",
         )?;
+
+    narrate(container.verbose, "umount2(\".\", MNT_DETACH)");
+    umount2(".", MntFlags::MNT_DETACH).wrap_err("cannot unmount the old root")?;
 
     narrate(container.verbose, "chdir(\"/\")");
     chdir("/").wrap_err("cannot chdir to the new root")
@@ -524,16 +554,16 @@ const HOST_WIDE_PROC: [&str; 4] = ["/proc/sys", "/proc/sysrq-trigger", "/proc/ir
 // ANCHOR: make_read_only
 /// Make each path that exists read-only: bind-mount it on itself, then
 /// remount that bind mount read-only (a bind mount takes its flags only then).
+/// Kernels differ in which of them they have (sysrq-trigger is a build
+/// option): the narration names the list, so that it reads the same on all.
 fn make_read_only(paths: &[&str], verbose: bool) -> Result<()> {
+    narrate(verbose, &format!("for each PATH of {paths:?} that this kernel has:"));
+    narrate(verbose, "    mount(PATH, PATH, NULL, MS_BIND|MS_REC, NULL)");
+    narrate(verbose, "    mount(NULL, PATH, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)");
     for path in paths.iter().filter(|path| Path::new(path).exists()) {
-        narrate(verbose, &format!("mount({path:?}, {path:?}, NULL, MS_BIND|MS_REC, NULL)"));
         mount(Some(*path), *path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
             .wrap_err_with(|| format!("cannot bind-mount {path} on itself"))?;
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        narrate(
-            verbose,
-            &format!("mount(NULL, {path:?}, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)"),
-        );
         mount(None::<&str>, *path, None::<&str>, flags, None::<&str>)
             .wrap_err_with(|| format!("cannot make {path} read-only"))?;
     }
@@ -589,17 +619,6 @@ fn make_devices(verbose: bool) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: make_devices
-
-// ANCHOR: remove_old_root
-/// Close step 3's hole: detach the host's old root, with all that is mounted
-/// under it, then remove its mount point. No host file is reachable any more.
-fn remove_old_root(verbose: bool) -> Result<()> {
-    narrate(verbose, "umount2(\"/oldrootfs\", MNT_DETACH)");
-    umount2("/oldrootfs", MntFlags::MNT_DETACH).wrap_err("cannot unmount the old root")?;
-    narrate(verbose, "rmdir(\"/oldrootfs\")");
-    fs::remove_dir("/oldrootfs").wrap_err("cannot remove /oldrootfs")
-}
-// ANCHOR_END: remove_old_root
 
 // ANCHOR: User
 /// Who runs the command.
@@ -798,16 +817,15 @@ const DROPPED_CAPABILITIES: [(Capability, &str); 28] = [
 /// and empty the inheritable and ambient sets (what could pass across exec).
 fn drop_capabilities(verbose: bool) -> Result<()> {
     let kept: HashSet<Capability> = KEPT_CAPABILITIES.into_iter().collect();
-    // All that this kernel knows: an older one would refuse to drop CAP_BPF.
-    let mut dropped: Vec<Capability> =
-        caps::runtime::thread_all_supported().difference(&kept).copied().collect();
-    dropped.sort_by_key(|capability| capability.index());
-    for capability in dropped {
-        // One the kernel added after this list was written is dropped too.
-        let why = DROPPED_CAPABILITIES.iter().find(|(known, _)| *known == capability);
-        let why = why.map_or("not one we keep", |(_, why)| why);
+    // Only what this kernel knows can be dropped: an older one has no CAP_BPF.
+    let known = caps::runtime::thread_all_supported();
+    for (capability, why) in DROPPED_CAPABILITIES {
         narrate(verbose, &format!("prctl(PR_CAPBSET_DROP, {capability}): {why}"));
-        caps::drop(None, CapSet::Bounding, capability)
+    }
+    // One that a kernel added after this list was written goes too.
+    narrate(verbose, "prctl(PR_CAPBSET_DROP, any newer capability): not one we keep");
+    for capability in known.difference(&kept) {
+        caps::drop(None, CapSet::Bounding, *capability)
             .wrap_err_with(|| format!("cannot drop {capability}"))?;
     }
     narrate(verbose, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
