@@ -3,20 +3,34 @@
 //! A run's transcript is what the terminal shows: the command line as typed,
 //! stdout and stderr interleaved on one pipe, and the exit status. The book
 //! includes these transcripts (the insta snapshots) as its "Run it" blocks.
+//!
+//! Every run is also judged by what it left on the host: processes, mounts and
+//! cgroups of *its own* (`HostState`), so that other containers on the machine,
+//! Docker's say, neither fail a run nor hide a leak.
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::io::{BufRead, BufReader, Lines, Read};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 
 /// The project's directory: steps run from here, as `just` runs them, so that
 /// `--rootfs` defaults to the real `rootfs/`.
 pub const PROJECT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// One of the workbook's programs.
+#[derive(Clone, Copy)]
 pub struct Step {
     pub name: &'static str,
     pub exe: &'static str,
@@ -54,16 +68,23 @@ impl Step {
         run
     }
 
-    /// Start `stepN run … sh -c 'echo ready; …'` as root and leave it running,
-    /// for the tests that signal the runtime: returns once the container said
-    /// "ready", with the rest of its output to read.
-    pub fn spawn_ready(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
-        require_root();
-        let mut runtime = as_a_learner(Command::new(self.exe))
+    /// Start `stepN ARGS…` as a learner would, with its output on a pipe, and
+    /// leave it running. Call it while holding a `HostState`.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        as_a_learner(Command::new(self.exe))
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe));
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe))
+    }
+
+    /// Start `stepN run … sh -c 'echo ready; …'` as root and leave it running,
+    /// for the tests that signal the runtime: returns once the container said
+    /// "ready", with the rest of its output to read. Call it while holding a
+    /// `HostState`.
+    pub fn spawn_ready(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
+        require_root();
+        let mut runtime = self.spawn(args);
         let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
         assert_eq!(output.next().unwrap().unwrap(), "ready", "{} never said ready", self.name);
         (runtime, output)
@@ -76,8 +97,7 @@ impl Step {
     /// far as the clone(2) that needs root.
     pub fn run_as_nobody(&self, args: &[&str]) -> Run {
         let host = HostState::now();
-        let checkout =
-            std::env::temp_dir().join(format!("byoc-{}-{}", self.name, std::process::id()));
+        let checkout = scratch_dir(self.name);
         fs::create_dir_all(checkout.join("target/debug")).unwrap();
         fs::create_dir_all(checkout.join("rootfs/bin")).unwrap();
         std::os::unix::fs::symlink("busybox", checkout.join("rootfs/bin/sh")).unwrap();
@@ -125,24 +145,60 @@ pub fn as_a_learner(mut command: Command) -> Command {
     command
 }
 
-/// Snapshot a run's transcript, with what varies from run to run redacted:
-/// host PIDs in the `-v` narration (the container's own, all below 100, stay),
-/// and the random hostname that step 4 and later make up.
+/// A directory of this test process's own, for a test's scratch files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("byoc-{name}-{}", std::process::id()))
+}
+
+/// What varies from run to run, or from kernel to kernel, and nothing else:
+/// each match is replaced before a transcript is compared with its snapshot.
+/// `tests/redactions.rs` shows, for each, that it hides only what varies and
+/// that a real change of behaviour still fails the snapshot.
+pub const REDACTIONS: [(&str, &str); 6] = [
+    // The runtime's host PID in the `-v` narration. The container's own PIDs,
+    // all below 100, stay: `Pid(2)` is the command.
+    (r"waitpid\(\d+\)", "waitpid([PID])"),
+    (r"\bPid\(\d{3,}\)", "Pid([PID])"),
+    // The random hostname that step 4 and later make up.
+    (r"\b[0-9a-f]{12}\b", "[RANDOM-ID]"),
+    // stress's wall time, which it rounds to whole seconds: 0s or 1s by chance.
+    (r"(successful|failed) run completed in \d+s", "$1 run completed in [N]s"),
+    // A file that only some kernels have (CONFIG_MAGIC_SYSRQ), in the
+    // container's mount table: its line goes, but only when it is read-only.
+    (r"(?m)^proc on /proc/sysrq-trigger type proc \(ro,[^)\n]*\)\n", ""),
+    // Whether tmpfs numbers its files with 64 bits unless told (CONFIG_TMPFS_INODE64):
+    // stock Debian kernels say `inode64` in the mount's options, others say nothing.
+    (r"(?m)^(tmpfs on [^\n]*),inode64\)$", "$1)"),
+];
+
+/// The body of `tests/snapshots/NAME.snap`: a transcript as the book shows it,
+/// redacted, without the newline that insta ends it with.
+pub fn snapshot_body(name: &str) -> String {
+    let path = Path::new(PROJECT).join("tests/snapshots").join(format!("{name}.snap"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // After the YAML header, `---`…`---`.
+    let body = text.splitn(3, "---\n").nth(2).expect("an insta snapshot");
+    body.strip_suffix('\n').unwrap_or(body).to_string()
+}
+
+/// `text` with every one of `REDACTIONS` applied, in order.
+pub fn redact(text: &str) -> String {
+    REDACTIONS.iter().fold(text.to_string(), |text, (pattern, replacement)| {
+        let pattern = regex::Regex::new(pattern).expect("the redactions are valid regexes");
+        pattern.replace_all(&text, *replacement).into_owned()
+    })
+}
+
+/// Snapshot a run's transcript, redacted.
 #[macro_export]
 macro_rules! assert_transcript {
     ($name:expr, $run:expr) => {
-        insta::with_settings!({filters => vec![
-            (r"waitpid\(\d+\)", "waitpid([PID])"),
-            (r"\bPid\(\d{3,}\)", "Pid([PID])"),
-            (r"\b[0-9a-f]{12}\b", "[RANDOM-ID]"),
-        ]}, {
-            insta::assert_snapshot!($name, $run.transcript);
-        })
+        insta::assert_snapshot!($name, $crate::common::redact(&$run.transcript))
     };
 }
 
 /// The arguments as a learner would type them in a shell.
-fn shell_words(args: &[&str]) -> String {
+pub fn shell_words(args: &[&str]) -> String {
     let quote = |arg: &&str| {
         let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c);
         if !arg.is_empty() && arg.chars().all(plain) {
@@ -163,61 +219,114 @@ pub fn require_root() {
 
 /// Steps 3 and later need `rootfs/`, which `just test` builds first.
 pub fn require_rootfs() {
-    let shell = std::path::Path::new(PROJECT).join("rootfs/bin/sh");
+    let shell = Path::new(PROJECT).join("rootfs/bin/sh");
     if shell.symlink_metadata().is_err() {
         panic!("rootfs/ is not built: run `just rootfs` (just test does it for you)");
     }
 }
 
-/// This process's mount table: a container that leaks a mount changes it.
+/// This process's mount table.
 pub fn mount_table() -> String {
     fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
-/// The PID namespaces that hold a live process now: a container that outlives
-/// its run leaves one more behind. (A zombie is dead already: when a runtime is
-/// killed, its init waits as one until the host's init reaps it.)
-fn pid_namespaces() -> BTreeSet<String> {
-    let processes = fs::read_dir("/proc").unwrap().filter_map(Result::ok).map(|entry| entry.path());
-    let alive = processes.filter(|process| {
-        let status = fs::read_to_string(process.join("status")).unwrap_or_default();
-        !status.contains("\nState:\tZ") && !status.is_empty()
+/// The lines of `mountinfo` whose mount point a container of ours could touch:
+/// `/` and the host's own /proc, /sys, /dev and /tmp (a step without a mount
+/// namespace would mount there), and anything beneath this checkout or our
+/// scratch directories. Another runtime's mounts (Docker's overlays under
+/// /var/lib/docker, its network namespaces under /run) are not ours to judge.
+fn our_mounts(mountinfo: &str) -> BTreeSet<String> {
+    // mountinfo writes a space in a path as \040.
+    let escape = |path: &Path| path.display().to_string().replace(' ', r"\040");
+    let roots = [escape(Path::new(PROJECT)), escape(&scratch_dir(""))];
+    let host = ["/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run"];
+    let ours = |point: &str| host.contains(&point) || roots.iter().any(|r| point.starts_with(r));
+    let lines = mountinfo.lines().filter(|line| line.split(' ').nth(4).is_some_and(ours));
+    lines.map(str::to_string).collect()
+}
+
+/// A child process of ours, as /proc/PID/stat tells.
+#[derive(Debug)]
+struct Orphan {
+    pid: i32,
+    state: char,
+    command: String,
+}
+
+/// Our own child processes. Every test process is a child subreaper
+/// (PR_SET_CHILD_SUBREAPER): a process that outlives the run that started it
+/// is re-parented to us, not to the host's init. So what a run leaves behind
+/// becomes our child, and another runtime's processes never do.
+fn our_children() -> Vec<Orphan> {
+    let us = std::process::id().to_string();
+    let mut children = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        // PID (COMMAND) STATE PPID …: the command may hold spaces and parentheses.
+        let Some((head, tail)) = stat.rsplit_once(") ") else { continue };
+        let fields: Vec<&str> = tail.split(' ').collect();
+        if fields.get(1) == Some(&us.as_str()) {
+            let (pid, command) = head.split_once(" (").unwrap_or((head, ""));
+            let state = fields[0].chars().next().unwrap_or('?');
+            let command = command.to_string();
+            children.push(Orphan { pid: pid.parse().unwrap(), state, command });
+        }
+    }
+    children
+}
+
+/// Make this test process the reaper of all that its runs leave behind.
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
     });
-    alive
-        .filter_map(|process| fs::read_link(process.join("ns/pid")).ok())
-        .map(|namespace| namespace.display().to_string())
-        .collect()
 }
 
 /// One container at a time: tests run in parallel threads, and another test's
-/// container must not look like one this test leaked. (Nor may another
-/// thread's fork hold open the binary that `run_as_nobody` copies: ETXTBSY.)
+/// container must not look like one this test leaked. Every process a test
+/// starts, it starts while holding this (through `HostState`). (Nor may
+/// another thread's fork hold open the binary that `run_as_nobody` copies:
+/// ETXTBSY.)
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The workbook's cgroups (`byoc-PID`) anywhere in the host's cgroup trees:
 /// step 5 makes them, and must remove them.
-pub fn workbook_cgroups() -> BTreeSet<String> {
-    fn walk(dir: &std::path::Path, found: &mut BTreeSet<String>) {
+pub fn workbook_cgroups() -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else { return };
         for entry in entries.filter_map(Result::ok) {
             if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                 if entry.file_name().to_string_lossy().starts_with("byoc-") {
-                    found.insert(entry.path().display().to_string());
+                    found.insert(entry.path());
                 }
                 walk(&entry.path(), found);
             }
         }
     }
     let mut found = BTreeSet::new();
-    walk(std::path::Path::new("/sys/fs/cgroup"), &mut found);
+    walk(Path::new("/sys/fs/cgroup"), &mut found);
     found
 }
 
-/// What a container run must leave as it was on the host.
+/// Whether the runtime that a `byoc-PID` cgroup is named after has gone, or is
+/// a child of ours: then the cgroup is left over from one of our runs. A live
+/// runtime elsewhere (a learner's container in another terminal) owns its own.
+fn left_by_us(cgroup: &Path) -> bool {
+    let name = cgroup.file_name().unwrap_or_default().to_string_lossy();
+    let Some(pid) = name.strip_prefix("byoc-").and_then(|pid| pid.parse::<i32>().ok()) else {
+        return false;
+    };
+    kill(Pid::from_raw(pid), None).is_err() || our_children().iter().any(|c| c.pid == pid)
+}
+
+/// What a run must leave as it was on the host: what it may have touched of
+/// the mount table, no process of its own, no cgroup of its own.
 pub struct HostState {
-    mounts: String,
-    pid_namespaces: BTreeSet<String>,
-    cgroups: BTreeSet<String>,
+    mounts: BTreeSet<String>,
+    cgroups: BTreeSet<PathBuf>,
+    /// Our children before the run: not the run's (the other runtime of tests/harness.rs).
+    children: BTreeSet<i32>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -225,18 +334,81 @@ impl HostState {
     pub fn now() -> HostState {
         require_root();
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (mounts, pid_namespaces, cgroups) =
-            (mount_table(), pid_namespaces(), workbook_cgroups());
-        HostState { mounts, pid_namespaces, cgroups, _turn: turn }
+        become_subreaper();
+        HostState {
+            mounts: our_mounts(&mount_table()),
+            cgroups: workbook_cgroups(),
+            children: our_children().iter().map(|child| child.pid).collect(),
+            _turn: turn,
+        }
     }
 
     pub fn assert_unchanged(&self, step: &str) {
-        assert_eq!(mount_table(), self.mounts, "{step} changed the host's mount table");
-        let left: Vec<String> =
-            pid_namespaces().difference(&self.pid_namespaces).cloned().collect();
-        assert!(left.is_empty(), "{step} left processes running in {left:?}");
-        assert_eq!(workbook_cgroups(), self.cgroups, "{step} left cgroups behind");
+        let left = self.processes_left();
+        assert!(left.is_empty(), "{step} left processes running: {left:?}");
+        let (before, after) = (&self.mounts, our_mounts(&mount_table()));
+        let gone: Vec<&String> = before.difference(&after).collect();
+        let new: Vec<&String> = after.difference(before).collect();
+        assert!(
+            gone.is_empty() && new.is_empty(),
+            "{step} changed the host's mount table:\n- {gone:#?}\n+ {new:#?}"
+        );
+        let new = workbook_cgroups();
+        let left: Vec<&PathBuf> =
+            new.difference(&self.cgroups).filter(|cgroup| left_by_us(cgroup)).collect();
+        assert!(left.is_empty(), "{step} left cgroups behind: {left:?}");
     }
+
+    /// Our children now that were not before: we hold the lock, so none of
+    /// them is another test's run. Reap the dead ones (a killed runtime's init
+    /// waits as a zombie), give the live ones a moment (a PID namespace takes a
+    /// moment to end), then SIGKILL what is still there, so that the next test
+    /// starts clean, and return it.
+    pub fn processes_left(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let mut children = our_children();
+            children.retain(|child| !self.children.contains(&child.pid));
+            for zombie in children.iter().filter(|child| child.state == 'Z') {
+                let _ = waitpid(Pid::from_raw(zombie.pid), None);
+            }
+            let alive: Vec<Orphan> =
+                children.into_iter().filter(|child| child.state != 'Z').collect();
+            if alive.is_empty() {
+                return Vec::new();
+            }
+            if Instant::now() > deadline {
+                for orphan in &alive {
+                    let _ = kill(Pid::from_raw(orphan.pid), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(orphan.pid), None);
+                }
+                return alive.iter().map(|o| format!("{} ({})", o.pid, o.command)).collect();
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The directory of the memory cgroup this test process runs in, in a v1 tree
+/// (`/sys/fs/cgroup/memory/…`) or in the v2 one (`/sys/fs/cgroup/…`).
+pub fn own_memory_cgroup() -> Option<PathBuf> {
+    let lines = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (v1, v2) = lines.lines().fold((None, None), |(v1, v2), line| {
+        let mut fields = line.splitn(3, ':').skip(1);
+        match (fields.next(), fields.next()) {
+            (Some(""), Some(path)) => (v1, Some(path.to_string())),
+            (Some(list), Some(path)) if list.split(',').any(|c| c == "memory") => {
+                (Some(path.to_string()), v2)
+            }
+            _ => (v1, v2),
+        }
+    });
+    let dir = match (v1, v2) {
+        (Some(path), _) => format!("/sys/fs/cgroup/memory{path}"),
+        (None, Some(path)) => format!("/sys/fs/cgroup{path}"),
+        (None, None) => return None,
+    };
+    Some(PathBuf::from(dir))
 }
 
 /// Whether the memory controller is in a cgroup v1 tree (v1 or hybrid, as on
@@ -258,8 +430,7 @@ pub fn run_on_shared_root(step: &Step, args: &[&str]) -> i32 {
 "$@" >/dev/null 2>&1; status=$?
 cat /proc/self/mountinfo > "$0.after"
 exit $status"#;
-    let tables =
-        std::env::temp_dir().join(format!("byoc-shared-{}-{}", step.name, std::process::id()));
+    let tables = scratch_dir(&format!("shared-{}", step.name));
     let status = as_a_learner(Command::new("unshare"))
         .args(["--mount", "--propagation", "shared", "sh", "-c", script])
         .arg(&tables)
@@ -278,4 +449,95 @@ exit $status"#;
     assert_eq!(after, before, "{} leaked mounts on a shared root", step.name);
     host.assert_unchanged(step.name);
     status.code().unwrap()
+}
+
+/// A pseudo-terminal with a program on it, typed at as a learner types: each
+/// step of a conversation waits until the screen shows what it expects,
+/// however slow the machine, and never for a fixed time.
+pub struct Terminal {
+    child: Child,
+    keyboard: File,
+    screen: Receiver<Vec<u8>>,
+    /// All that the program has written so far.
+    pub seen: String,
+    /// How much of `seen` the last `expect` consumed.
+    read_up_to: usize,
+}
+
+impl Terminal {
+    /// Start `command` on a new pseudo-terminal, as the leader of a new session
+    /// whose controlling terminal it is: what a terminal emulator does for a
+    /// shell. Call it while holding a `HostState`.
+    pub fn start(mut command: Command) -> Terminal {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let terminal = File::from(pty.slave);
+        command
+            .stdin(terminal.try_clone().unwrap())
+            .stdout(terminal.try_clone().unwrap())
+            .stderr(terminal);
+        // SAFETY: between fork and exec the child calls only setsid and ioctl,
+        // both async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("cannot start the program on a terminal");
+        drop(command); // our copies of the terminal's side, so that we see its end
+        let mut screen = File::from(pty.master);
+        let keyboard = screen.try_clone().unwrap();
+        let (sender, receiver) = channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // EIO once the last process with the terminal open has closed it.
+            while let Ok(count @ 1..) = screen.read(&mut buffer) {
+                if sender.send(buffer[..count].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Terminal { child, keyboard, screen: receiver, seen: String::new(), read_up_to: 0 }
+    }
+
+    /// Type `keys`: text, or control characters such as "\x03" for Ctrl-C.
+    pub fn type_keys(&mut self, keys: &str) {
+        self.keyboard.write_all(keys.as_bytes()).unwrap();
+    }
+
+    /// Wait until the screen shows `wanted` after what the last `expect` saw;
+    /// after 20 s, fail with the screen.
+    pub fn expect(&mut self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(at) = self.seen[self.read_up_to..].find(wanted) {
+                self.read_up_to += at + wanted.len();
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.screen.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the screen never showed {wanted:?}; it shows:\n{}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the program ended before showing {wanted:?}:\n{}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Wait for the program to end: its status, and all that the screen showed.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        // The rest of the screen, up to EIO, when the last process closes the terminal
+        // (a leaked one might never: HostState catches that).
+        while let Ok(bytes) = self.screen.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        (status, self.seen)
+    }
 }

@@ -1,0 +1,93 @@
+//! The transcripts' redactions (`common::REDACTIONS`) hide what varies by wall
+//! time, kernel or machine, and only that. For each, on a real snapshot: the
+//! values a run may show redact to the snapshot, and a real change of
+//! behaviour still fails it.
+
+mod common;
+
+use common::{redact, snapshot_body as snapshot};
+
+/// `snapshot` with `from` replaced by `to` once, as a run might have shown it.
+fn shown(snapshot: &str, from: &str, to: &str) -> String {
+    assert!(snapshot.contains(from), "the snapshot has no {from:?}:\n{snapshot}");
+    snapshot.replacen(from, to, 1)
+}
+
+#[test]
+fn the_runtimes_pid_is_redacted_but_not_the_containers() {
+    let verbose = snapshot("run__step4_verbose");
+    let runtime = "Exited(Pid([PID]), 0)";
+    assert_eq!(redact(&shown(&verbose, runtime, "Exited(Pid(4242), 0)")), verbose);
+    assert_eq!(redact(&shown(&verbose, runtime, "Exited(Pid(3999999), 0)")), verbose);
+    // The runtime's child ended otherwise; the command is not PID 2.
+    assert_ne!(redact(&shown(&verbose, runtime, "Exited(Pid(4242), 1)")), verbose);
+    assert_ne!(redact(&shown(&verbose, "Exited(Pid(2), 0)", "Exited(Pid(3), 0)")), verbose);
+
+    let step3 = snapshot("run__step3_verbose");
+    assert_eq!(redact(&shown(&step3, "waitpid([PID])", "waitpid(31337)")), step3);
+    assert_ne!(redact(&shown(&step3, "Exited(Pid([PID]), 0)", "Signaled(Pid(31337)")), step3);
+}
+
+#[test]
+fn the_random_hostname_is_redacted_but_not_a_chosen_one() {
+    let verbose = snapshot("run__step4_verbose");
+    let random = "sethostname(\"[RANDOM-ID]\")";
+    assert_eq!(redact(&shown(&verbose, random, "sethostname(\"0f3a9c21b7d4\")")), verbose);
+    assert_ne!(redact(&shown(&verbose, random, "sethostname(\"box\")")), verbose);
+    assert_ne!(redact(&shown(&verbose, random, "sethostname(\"0f3a9c21b7d4e5\")")), verbose);
+}
+
+#[test]
+fn stress_time_is_redacted_but_not_its_verdict() {
+    for (name, verdict) in
+        [("cgroups__step5_oom", "failed"), ("cgroups__step5_enough_memory", "successful")]
+    {
+        let stress = snapshot(name);
+        let time = format!("{verdict} run completed in [N]s");
+        for seconds in ["0", "1", "2", "17"] {
+            let run = shown(&stress, &time, &format!("{verdict} run completed in {seconds}s"));
+            assert_eq!(redact(&run), stress);
+        }
+        let other = if verdict == "failed" { "successful" } else { "failed" };
+        let run = shown(&stress, &time, &format!("{other} run completed in 1s"));
+        assert_ne!(redact(&run), stress);
+    }
+}
+
+/// Kernels built without CONFIG_MAGIC_SYSRQ (this one) have no
+/// /proc/sysrq-trigger; stock Debian and Ubuntu kernels have it, read-only in
+/// the container. Its line goes only when it is read-only.
+#[test]
+fn sysrq_trigger_is_redacted_only_when_read_only() {
+    let mounts = snapshot("environment__step4_mounts");
+    let sys = mounts.lines().find(|line| line.contains(" on /proc/sys ")).unwrap().to_string();
+    let sysrq = |flags: &str| format!("{sys}\nproc on /proc/sysrq-trigger type proc ({flags})");
+    let read_only = sysrq("ro,nosuid,nodev,noexec,relatime");
+    assert_eq!(redact(&shown(&mounts, &sys, &read_only)), mounts);
+    let writable = sysrq("rw,nosuid,nodev,noexec,relatime");
+    assert_ne!(redact(&shown(&mounts, &sys, &writable)), mounts);
+    // And /proc/sys itself made writable still fails.
+    assert_ne!(redact(&shown(&mounts, &sys, &sys.replace("(ro,", "(rw,"))), mounts);
+}
+
+/// Kernels built with CONFIG_TMPFS_INODE64 (stock Debian's) add `inode64` to
+/// every tmpfs's options; this one does not. It goes, and nothing else does.
+#[test]
+fn tmpfs_inode64_is_redacted_but_not_the_other_options() {
+    let mounts = snapshot("environment__step4_mounts");
+    for point in ["/dev", "/dev/shm", "/tmp"] {
+        let line = mounts.lines().find(|line| line.contains(&format!(" on {point} "))).unwrap();
+        let with = line.replace(')', ",inode64)");
+        assert_eq!(redact(&shown(&mounts, line, &with)), mounts, "{point}");
+        let without_nosuid = with.replace("nosuid,", "");
+        assert_ne!(redact(&shown(&mounts, line, &without_nosuid)), mounts, "{point}");
+    }
+}
+
+/// Nothing else is redacted: the patterns are the five kinds above (the PID
+/// takes two). A new one must come with its test here.
+#[test]
+fn every_redaction_is_tested() {
+    let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
+    assert_eq!(patterns.len(), 6, "a new redaction needs its test here: {patterns:#?}");
+}
