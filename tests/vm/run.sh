@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/vm/run.sh BIN_DIR ROOTFS_DIR TEST_SCRIPT
+# tests/vm/run.sh BIN_DIR ROOTFS_DIR TEST_SCRIPT [DATA_DIR]
 #
 # Boots Debian's cloud kernel under QEMU (software emulation) with a busybox initramfs that holds
 #   /init                  tests/vm/init: makes the VM look like a systemd laptop, runs the tests
@@ -7,6 +7,7 @@
 #   /opt/byoc/bin/*        the static binaries found directly in BIN_DIR (on the tests' PATH)
 #   /opt/byoc/rootfs/      a copy of ROOTFS_DIR (the container's root file system)
 #   /opt/byoc/tests.sh     TEST_SCRIPT, run with `sh` from /opt/byoc
+#   /opt/byoc/data/        a copy of DATA_DIR, if given (files the tests read)
 # and exits with the tests' exit status, which the VM reports as a `BYOC-VM-EXIT=<n>` line.
 # If the VM fails to boot, times out or powers off without that line, this exits non-zero with
 # a one-line reason and the console's last lines: a broken VM must never look like a pass.
@@ -33,8 +34,8 @@ TAIL_LINES=40
 
 die() { printf 'vm: error: %s\n' "$*" >&2; exit 2; }
 
-[ $# -eq 3 ] || die "usage: $0 BIN_DIR ROOTFS_DIR TEST_SCRIPT"
-bin_dir="$1" rootfs_dir="$2" test_script="$3"
+[ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: $0 BIN_DIR ROOTFS_DIR TEST_SCRIPT [DATA_DIR]"
+bin_dir="$1" rootfs_dir="$2" test_script="$3" data_dir="${4:-}"
 [ -d "$bin_dir" ] || die "BIN_DIR $bin_dir is not a directory"
 [ -d "$rootfs_dir" ] || die "ROOTFS_DIR $rootfs_dir is not a directory (run \`just rootfs\`)"
 [ -f "$test_script" ] || die "TEST_SCRIPT $test_script not found"
@@ -72,6 +73,10 @@ cp "$here/init" "$stage/init"
 chmod 0755 "$stage/init"
 cp "$test_script" "$stage/opt/byoc/tests.sh"
 cp -a "$rootfs_dir/." "$stage/opt/byoc/rootfs/"
+if [ -n "$data_dir" ]; then
+    [ -d "$data_dir" ] || die "DATA_DIR $data_dir is not a directory"
+    cp -a "$data_dir" "$stage/opt/byoc/data"
+fi
 
 # Only executables directly in BIN_DIR: a cargo target dir also holds deps/, build/, *.d, ...
 nbins=0
@@ -127,6 +132,7 @@ timeout --foreground --kill-after=5 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
     awk -v all="${BYOC_VM_VERBOSE:-0}" '
         { sub(/\r$/, "") }
         /^BYOC-VM-(EXIT|UPTIME)=/ { on = 0 }
+        /^BYOC-TRANSCRIPT / { next } # files for the host, not for the eye
         on || all == 1 { print; fflush() }
         /^BYOC-VM-BEGIN$/ { on = 1 }'
 qemu_status=${PIPESTATUS[0]}

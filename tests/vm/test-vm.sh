@@ -3,7 +3,8 @@
 #   1. on a host that is not x86_64 or not Debian, skip (or, in CI, fail): see below;
 #   2. tests/vm/setup.sh     install qemu, cache the kernel (instant when done);
 #   3. build the step binaries statically into target/static (incremental: instant when done);
-#   4. tests/vm/run.sh       boot the VM, run tests/vm/tests.sh in it, exit with its status.
+#   4. tests/vm/run.sh       boot the VM, run tests/vm/tests.sh in it;
+#   5. compare the transcripts of the book that the VM ran with the snapshots (vm_transcripts).
 # Run as yourself, not with sudo: only setup.sh's apt-get needs root, and it asks sudo for that
 # itself; as root, cargo would leave root-owned files in target/, and the kernel cache would go to
 # root's home.
@@ -45,4 +46,22 @@ echo "vm: building the static step binaries in target/static" >&2
 RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --bins --target x86_64-unknown-linux-gnu --target-dir target/static
 
-exec "$here/run.sh" target/static/x86_64-unknown-linux-gnu/debug rootfs "$here/tests.sh"
+# What the book shows, for the VM to run on its kernel (tests/vm/transcripts.rs says why).
+data=target/vm/data
+rm -rf "$data" target/vm/transcripts
+mkdir -p "$data" target/vm/transcripts
+cargo test --quiet --test vm_transcripts -- list >"$data/transcripts.list"
+
+status=0
+"$here/run.sh" target/static/x86_64-unknown-linux-gnu/debug rootfs "$here/tests.sh" "$data" || status=$?
+
+# The VM printed each transcript as `BYOC-TRANSCRIPT NAME BASE64` lines: one file each.
+tr -d '\r' <target/vm/console.log |
+    awk '$1 == "BYOC-TRANSCRIPT" { print $3 >("target/vm/transcripts/" $2 ".b64") }'
+for encoded in target/vm/transcripts/*.b64; do
+    [ -e "$encoded" ] || break
+    base64 -d "$encoded" >"${encoded%.b64}.txt"
+    rm "$encoded"
+done
+cargo test --quiet --test vm_transcripts -- compare || status=1
+exit "$status"

@@ -20,6 +20,7 @@
 # CMD may be a program or a shell function. A function that fails should first print why: that
 # goes into the output shown. Wrap with `timeout SECS` whatever could hang.
 set -eu
+exec 9>&1 # the console, for what goes to the host whatever a check does with its output
 
 PASSED=0
 FAILED=0
@@ -273,6 +274,91 @@ an_empty_cgroup_parent_works() {
     [ "$status" = 0 ] && printf '%s\n' "$out" | grep -Eqx "0::$parent/byoc-[0-9]+"
 }
 
+# 16 containers with limits start at once, and again: nothing holds /byoc meanwhile, so the runs
+# race to make it (EEXIST for all but one) and to remove it (ENOENT for one that makes its
+# byoc-PID just after another removed /byoc). None may fail.
+sixteen_at_once_twice() {
+    failed=0
+    for round in 1 2; do
+        runs=
+        for i in $(seq 16); do
+            step5 run --memory 50m true >/tmp/run.$i 2>&1 &
+            runs="$runs $!"
+        done
+        i=0
+        for run in $runs; do
+            i=$((i + 1))
+            wait "$run" || { failed=$((failed + 1)) && echo "round $round, run $i failed:" && cat /tmp/run.$i; }
+        done
+    done
+    echo "$failed of 32 failed"
+    [ "$failed" = 0 ]
+}
+
+# 16 containers with limits start at once, beside a long-running one, all from this one
+# directory: each gets its own /byoc/byoc-PID, and /byoc itself, which every container shares
+# (the first makes it, the last removes it), never makes one fail.
+sixteen_at_once_beside_a_long_running_one() {
+    rm -f /tmp/go /tmp/long.out /tmp/run.*
+    mkfifo /tmp/go
+    step5 run --memory 50m --pids 20 sh -c 'cat /proc/self/cgroup; echo ready; read line; ls /bin/sh' \
+        </tmp/go >/tmp/long.out 2>&1 &
+    long=$!
+    exec 3>/tmp/go # the long-running one reads from here: open, so that it may start
+    i=0
+    until grep -q ready /tmp/long.out; do
+        i=$((i + 1))
+        [ $i -lt 1000 ] || { echo "the long-running container never said ready" && cat /tmp/long.out && return 1; }
+        usleep 10000
+    done
+    runs=
+    for i in $(seq 16); do
+        step5 run --memory 50m --pids 20 cat /proc/self/cgroup >/tmp/run.$i 2>&1 &
+        runs="$runs $!"
+    done
+    failed=0 i=0
+    for run in $runs; do
+        i=$((i + 1))
+        if ! wait "$run" || ! grep -q '^0::/byoc/byoc-' /tmp/run.$i; then
+            failed=$((failed + 1)) && echo "run $i failed:" && cat /tmp/run.$i
+        fi
+    done
+    echo go >&3
+    exec 3>&-
+    wait "$long" || { failed=$((failed + 1)) && echo "the long-running one failed"; }
+    cat /tmp/long.out
+    echo "$failed of 17 failed"
+    [ "$failed" = 0 ] && grep -q '^/bin/sh$' /tmp/long.out
+}
+
+# Every transcript that the book shows (data/transcripts.list: NAME, a tab, the command as the
+# book shows it), run here as a learner on this stock Debian kernel would. Each goes back to the
+# host as `BYOC-TRANSCRIPT NAME BASE64` lines; the host compares them with the snapshots.
+run_the_books_transcripts() {
+    # What the tests on the host make for rootfs__step3_rootfs_no_shell.
+    mkdir -p target/test-rootfs/no-shell/bin
+    # A learner without root is user nobody here, as on the host.
+    mkdir -p /etc
+    grep -qs '^nobody:' /etc/passwd || echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
+    tab="$(printf '\t')"
+    ran=0
+    while IFS="$tab" read -r t_name t_shown; do
+        t_command="${t_shown#\$ }"
+        case "$t_command" in
+        "just step"*) t_command="${t_command#just }" ;;
+        "./target/debug/step"*) t_command="su -s /bin/sh nobody -c '${t_command#./target/debug/}'" ;;
+        *) echo "$t_name: not a step's command: $t_shown" && return 1 ;;
+        esac
+        t_status=0
+        (eval "TERM=xterm $t_command") </dev/null >/tmp/transcript.out 2>&1 || t_status=$?
+        { printf '%s\n' "$t_shown" && cat /tmp/transcript.out && printf '[exit status: %s]' "$t_status"; } |
+            base64 | sed "s/^/BYOC-TRANSCRIPT $t_name /" >&9
+        ran=$((ran + 1))
+    done <data/transcripts.list
+    rm -rf target
+    echo "ran $ran transcripts"
+}
+
 # ---------------------------------------------------------------- the VM looks like a laptop
 check "/sys/fs/cgroup is cgroup2" is_cgroup2
 check "no cgroup v1 hierarchy is mounted or mountable" no_cgroup_v1
@@ -323,6 +409,15 @@ expect --status 1 --show --match 'Device or resource busy' --match 'Suggestion:'
     timeout 30 step5 run --memory 100m --cgroup-parent "$SESSION" true
 check "step 5: --cgroup-parent at an empty cgroup works, and is left empty" \
     an_empty_cgroup_parent_works
+
+check "step 5: 16 runs at once, twice: /byoc made and removed by whoever comes first and last" \
+    sixteen_at_once_twice
+check "step 5: 16 runs at once beside a long-running one, all in /byoc/byoc-PID, none fails" \
+    sixteen_at_once_beside_a_long_running_one
+
+# ---------------------------------------------------------------- the book's transcripts
+expect --show --match '^ran [0-9]+ transcripts$' "the book's transcripts, run on this kernel" \
+    run_the_books_transcripts
 
 # ---------------------------------------------------------------- nothing left behind
 check "no container process outlives its run" no_container_process_left
