@@ -21,8 +21,9 @@ impl OtherRuntime {
         let script = Path::new(common::PROJECT).join("tests/tools/other-runtime.sh");
         let runtime = Command::new(script).spawn().expect("tests/tools/other-runtime.sh");
         // Wait until its containers are running: each makes a mount under /run.
+        let mounts = format!("/run/byoc-other-runtime/{}/", runtime.id());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !common::mount_table().contains("/run/byoc-other-runtime/") {
+        while !common::mount_table().contains(&mounts) {
             assert!(std::time::Instant::now() < deadline, "the other runtime never started");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

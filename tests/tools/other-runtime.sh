@@ -5,16 +5,16 @@
 # Each one, like a Docker container, has
 #   - PID, mount, UTS, IPC and network namespaces of its own, with its own /proc;
 #   - a mount in the host's mount namespace (Docker's overlay `merged` directories):
-#     /run/byoc-other-runtime/N/merged;
+#     /run/byoc-other-runtime/PID/N/merged, PID being this script's;
 #   - a cgroup of its own, in each cgroup tree, beneath the cgroup this script runs in:
-#     …/other-runtime-N.
+#     …/other-runtime-PID-N.
 # It cleans up after each container, and after all of them when it is stopped.
 # The workbook's tests must neither fail because of it nor miss a leak of their own beside it:
 # tests/harness.rs runs it, and so can you, in another terminal, while `just test` runs.
 set -u
 [ "$(id -u)" = 0 ] || { echo "other-runtime: run it as root" >&2; exit 1; }
 
-base=/run/byoc-other-runtime
+base=/run/byoc-other-runtime/$$
 mkdir -p "$base"
 
 # The cgroup directories this script runs in, one per tree: v1 lines are ID:CONTROLLERS:PATH
@@ -33,15 +33,15 @@ container() { # N: one container's whole life
     local n=$1 dir
     mkdir -p "$base/$n/merged"
     mount -t tmpfs "other-runtime-$n" "$base/$n/merged"
-    for dir in "${own_cgroups[@]}"; do mkdir -p "$dir/other-runtime-$n"; done
+    for dir in "${own_cgroups[@]}"; do mkdir -p "$dir/other-runtime-$$-$n"; done
     (
-        for dir in "${own_cgroups[@]}"; do echo "$BASHPID" >"$dir/other-runtime-$n/cgroup.procs"; done 2>/dev/null
+        for dir in "${own_cgroups[@]}"; do echo "$BASHPID" >"$dir/other-runtime-$$-$n/cgroup.procs"; done 2>/dev/null
         exec unshare --pid --mount --uts --ipc --net --fork --mount-proc \
             sh -c 'hostname "other-$0"; sleep 0.5' "$n"
     )
     umount "$base/$n/merged"
     rm -rf "${base:?}/$n"
-    for dir in "${own_cgroups[@]}"; do rmdir "$dir/other-runtime-$n" 2>/dev/null; done
+    for dir in "${own_cgroups[@]}"; do rmdir "$dir/other-runtime-$$-$n" 2>/dev/null; done
 }
 
 stop() { # start no more, let those running end (within 0.5 s), and clean up
@@ -49,7 +49,8 @@ stop() { # start no more, let those running end (within 0.5 s), and clean up
     wait
     for merged in "$base"/*/merged; do umount "$merged" 2>/dev/null; done
     rm -rf "$base"
-    for dir in "${own_cgroups[@]}"; do rmdir "$dir"/other-runtime-* 2>/dev/null; done
+    rmdir "${base%/*}" 2>/dev/null # the last one out
+    for dir in "${own_cgroups[@]}"; do rmdir "$dir"/other-runtime-$$-* 2>/dev/null; done
     exit 0
 }
 trap stop TERM INT EXIT
