@@ -42,6 +42,68 @@ fn uts_namespace_is_not_the_hosts() {
     assert_ne!(run.output.trim_end(), host.to_str().unwrap(), "the same UTS namespace as the host");
 }
 
+/// The steps in which /proc can be read: step 3's rootfs has nothing mounted
+/// on its /proc yet (step 4 mounts one).
+fn steps_with_proc() -> impl Iterator<Item = Step> {
+    namespaced_steps().filter(|step| step.name != "step3")
+}
+
+/// The network namespace holds one device, the loopback `lo`. /proc/net is
+/// the reading process's network namespace, even in step 2's host /proc.
+#[test]
+fn only_loopback() {
+    for step in steps_with_proc() {
+        let run = step.run(&["run", "cat", "/proc/net/dev"]);
+        assert_eq!(run.status, 0, "{}", run.transcript);
+        let devices: Vec<&str> = run.output.lines().skip(2).map(|line| line.trim_start()).collect();
+        assert!(devices.len() == 1 && devices[0].starts_with("lo:"), "{}", run.transcript);
+        assert_transcript!(format!("{}_network", step.name), run);
+    }
+}
+
+/// A System V shared memory segment of the host's is not in the container's
+/// IPC namespace: /proc/sysvipc/shm lists the reader's own.
+#[test]
+fn the_hosts_shared_memory_is_not_there() {
+    // SAFETY: shmget and shmctl take plain values; the segment is ours to remove.
+    let segment = unsafe { nix::libc::shmget(nix::libc::IPC_PRIVATE, 4096, 0o600) };
+    assert!(segment >= 0, "shmget: {}", std::io::Error::last_os_error());
+    let host = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    let ours = |table: &str| {
+        table.lines().any(|line| line.split_whitespace().nth(1) == Some(&segment.to_string()))
+    };
+    assert!(ours(&host), "the host does not list its own segment {segment}:\n{host}");
+    for step in steps_with_proc() {
+        let run = step.run(&["run", "cat", "/proc/sysvipc/shm"]);
+        assert_eq!((run.status, run.output.lines().count()), (0, 1), "{}", run.transcript);
+        assert_transcript!(format!("{}_ipc", step.name), run);
+    }
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe { nix::libc::shmctl(segment, nix::libc::IPC_RMID, std::ptr::null_mut()) };
+}
+
+/// Ctrl-C does nothing to `just step2 run sleep 1`: the terminal sends SIGINT
+/// to the whole foreground group, the runtime ignores it, and the command is
+/// PID 1 of its namespace, with no handler for it, so the kernel drops it.
+/// (Step 4's init passes it on.)
+#[test]
+fn ctrl_c_does_nothing_to_pid_1() {
+    for step in [common::STEP2, common::STEP3] {
+        let host = common::HostState::now();
+        let mut command = common::as_a_learner(std::process::Command::new(step.exe));
+        command.args(["run", "sleep", "1"]);
+        let started = std::time::Instant::now();
+        let mut terminal = common::Terminal::start(command);
+        // Ctrl-C once `sleep` runs: before, it would meet our own code.
+        common::wait_for_child(terminal.pid(), "sleep");
+        terminal.type_keys("\x03"); // Ctrl-C
+        let (status, screen) = terminal.wait();
+        assert_eq!(status.code(), Some(0), "{}: {screen}", step.name);
+        assert!(started.elapsed().as_secs_f64() >= 1.0, "{} did not sleep on", step.name);
+        host.assert_unchanged(step.name);
+    }
+}
+
 #[test]
 fn not_root_says_use_sudo() {
     for step in namespaced_steps() {

@@ -4,6 +4,7 @@
 //! that copy becomes CMD. Nothing is isolated yet: this is the shape that the
 //! next steps fill in, the way the Go article's `main`, `parent` and `child` do.
 
+// ANCHOR: use
 use std::ffi::CString;
 use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
@@ -17,6 +18,7 @@ use nix::sched::{CloneFlags, clone};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, execv};
+// ANCHOR_END: use
 
 #[derive(Parser)]
 #[command(

@@ -1,11 +1,15 @@
 //! Step 2: namespaces (book: chapter 2).
 //!
-//! The child is cloned into new UTS, PID and mount namespaces: it gets its own
-//! hostname, its own PID numbering (it is PID 1), and its own mount table,
-//! which it first makes private so that nothing it mounts reaches the host.
+//! The child is cloned into new namespaces: UTS, PID, mount, IPC and network.
+//! It gets its own hostname, its own PID numbering (it is PID 1), its own mount
+//! table, which it first makes private so that nothing it mounts reaches the
+//! host, its own System V IPC objects, and a network of its own with nothing
+//! in it but the loopback interface, which it brings up.
 
+// ANCHOR: use
 use std::ffi::CString;
 use std::io::{self, IsTerminal};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
@@ -14,11 +18,14 @@ use color_eyre::Section;
 use color_eyre::config::{HookBuilder, Theme};
 use color_eyre::eyre::{Report, Result, WrapErr};
 use nix::errno::Errno;
+use nix::libc;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, clone};
 use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, execv, sethostname};
+// ANCHOR_END: use
 
 #[derive(Parser)]
 #[command(
@@ -112,8 +119,13 @@ fn parent(container: &Container) -> Result<ExitCode> {
 // ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
-    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags.
-    let flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags,
+    // and new IPC (shared memory, message queues) and network namespaces too.
+    let flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
         .into_iter()
@@ -152,6 +164,7 @@ fn start_child(container: &Container) -> Result<Pid> {
 fn child(container: &Container) -> Result<ExitCode> {
     make_mounts_private(container.verbose)?;
     set_hostname(container)?;
+    bring_up_loopback(container.verbose)?;
 
     let command = &container.command;
     narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
@@ -194,6 +207,27 @@ fn set_hostname(container: &Container) -> Result<()> {
         .wrap_err_with(|| format!("cannot set the hostname to {:?}", container.hostname))
 }
 // ANCHOR_END: set_hostname
+
+// ANCHOR: bring_up_loopback
+/// A new network namespace has one interface, the loopback `lo`, and it is
+/// down. Bring it up, as `ip link set lo up` does: the container can reach
+/// its own services on 127.0.0.1, and nothing else.
+fn bring_up_loopback(verbose: bool) -> Result<()> {
+    let socket = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .wrap_err("cannot open a socket to configure lo")?;
+    // SAFETY: ifreq is plain data, for which all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    request.ifr_name[0] = b'l' as libc::c_char;
+    request.ifr_name[1] = b'o' as libc::c_char;
+    request.ifr_ifru.ifru_flags = libc::IFF_UP as libc::c_short;
+
+    narrate(verbose, "ioctl(socket, SIOCSIFFLAGS, {ifr_name: \"lo\", ifr_flags: IFF_UP})");
+    // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one.
+    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) };
+    Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
+    Ok(())
+}
+// ANCHOR_END: bring_up_loopback
 
 // ANCHOR: exit_code
 /// The container's status becomes ours: its exit code, or 128+N when signal N

@@ -275,6 +275,22 @@ fn our_children() -> Vec<Orphan> {
     children
 }
 
+/// Wait until process `parent` has a child that runs `command` (as
+/// /proc/PID/comm names it); after 20 s, fail.
+pub fn wait_for_child(parent: u32, command: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let children = format!("/proc/{parent}/task/{parent}/children");
+    loop {
+        let pids = fs::read_to_string(&children).unwrap_or_default();
+        let comm = |pid: &str| fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if pids.split_whitespace().any(|pid| comm(pid).trim_end() == command) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {parent} never ran {command:?}");
+        sleep(Duration::from_millis(5));
+    }
+}
+
 /// Make this test process the reaper of all that its runs leave behind.
 fn become_subreaper() {
     static ONCE: Once = Once::new();
@@ -504,6 +520,11 @@ impl Terminal {
             }
         });
         Terminal { child, keyboard, screen: receiver, seen: String::new(), read_up_to: 0 }
+    }
+
+    /// The program's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Type `keys`: text, or control characters such as "\x03" for Ctrl-C.

@@ -335,8 +335,6 @@ sixteen_at_once_beside_a_long_running_one() {
 # book shows it), run here as a learner on this stock Debian kernel would. Each goes back to the
 # host as `BYOC-TRANSCRIPT NAME BASE64` lines; the host compares them with the snapshots.
 run_the_books_transcripts() {
-    # What the tests on the host make for rootfs__step3_rootfs_no_shell.
-    mkdir -p target/test-rootfs/no-shell/bin
     # A learner without root is user nobody here, as on the host.
     mkdir -p /etc
     grep -qs '^nobody:' /etc/passwd || echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
@@ -355,7 +353,6 @@ run_the_books_transcripts() {
             base64 | sed "s/^/BYOC-TRANSCRIPT $t_name /" >&9
         ran=$((ran + 1))
     done <data/transcripts.list
-    rm -rf target
     echo "ran $ran transcripts"
 }
 

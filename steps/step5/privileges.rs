@@ -1,0 +1,271 @@
+//! The command's privileges (book: chapter 4, part 3).
+//!
+//! Until step 3 the command ran as the host's root, with every capability.
+//! Now our init starts it with less: the user it was given, Docker's default
+//! capabilities but CAP_MKNOD (and none for another user), no way to gain
+//! privileges back through a set-user-ID program (no_new_privs), and resource
+//! limits. Init itself keeps its privileges: it runs only our code.
+
+use std::collections::HashSet;
+use std::fs;
+
+use caps::{CapSet, Capability};
+use color_eyre::Section;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use nix::sys::prctl;
+use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+
+use crate::narrate;
+
+// ANCHOR: User
+/// Who runs the command.
+pub struct User {
+    uid: Uid,
+    gid: Gid,
+    pub home: String,
+}
+// ANCHOR_END: User
+
+// ANCHOR: find_user
+/// Find `--user` (NAME or UID, then maybe :GROUP or :GID) in the *container's*
+/// /etc/passwd: after pivot_root, that is the rootfs's, not the host's.
+pub fn find_user(spec: &str) -> Result<User> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    // name:password:UID:GID:comment:home:shell
+    let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
+    let entry =
+        entries.iter().find(|fields| fields.len() == 7 && (fields[0] == user || fields[2] == user));
+    let (uid, gid, home) = match (entry, user.parse::<u32>()) {
+        (Some(fields), _) => (fields[2].parse()?, fields[3].parse()?, fields[5]),
+        (None, Ok(uid)) => (uid, uid, "/"), // a UID the rootfs has no name for
+        (None, Err(_)) => {
+            let names: Vec<&str> = entries.iter().map(|fields| fields[0]).collect();
+            return Err(eyre!(
+                "unknown user {user:?}: the container's /etc/passwd does not list it"
+            ))
+            .suggestion(format!("give a UID, or one of the rootfs's users: {}", names.join(", ")));
+        }
+    };
+    let gid = match group {
+        Some(group) => find_group(group)?,
+        None => gid,
+    };
+    Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), home: home.to_string() })
+}
+// ANCHOR_END: find_user
+
+// ANCHOR: find_group
+/// A GID: a number, or a name from the container's /etc/group.
+fn find_group(group: &str) -> Result<u32> {
+    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
+    // name:password:GID:members
+    let named = groups
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields[0] == group);
+    let gid = named.map_or(group, |fields| fields.get(2).copied().unwrap_or_default());
+    gid.parse()
+        .wrap_err_with(|| {
+            format!("unknown group {group:?}: the container's /etc/group does not list it")
+        })
+        .suggestion("give a GID, or a group from the rootfs's etc/group")
+}
+// ANCHOR_END: find_group
+
+// ANCHOR: Ulimit
+/// A resource limit, from `--ulimit NAME=SOFT[:HARD]`.
+#[derive(Clone)]
+pub struct Ulimit {
+    name: String,
+    resource: Resource,
+    soft: u64,
+    hard: u64,
+}
+// ANCHOR_END: Ulimit
+
+// ANCHOR: RESOURCES
+/// The limits that `--ulimit` knows, by the names that `ulimit` and docker use.
+const RESOURCES: [(&str, Resource); 8] = [
+    ("as", Resource::RLIMIT_AS),
+    ("core", Resource::RLIMIT_CORE),
+    ("cpu", Resource::RLIMIT_CPU),
+    ("fsize", Resource::RLIMIT_FSIZE),
+    ("memlock", Resource::RLIMIT_MEMLOCK),
+    ("nofile", Resource::RLIMIT_NOFILE),
+    ("nproc", Resource::RLIMIT_NPROC),
+    ("stack", Resource::RLIMIT_STACK),
+];
+// ANCHOR_END: RESOURCES
+
+// ANCHOR: DEFAULT_ULIMITS
+/// What every container gets unless `--ulimit` says otherwise: 1024 open
+/// files, as old programs that use select(2) need, and up to 4096 for those
+/// that ask, the kernel's own defaults. No nproc: it counts a UID's processes
+/// on the whole host, not in the container (step 5's pids cgroup does that).
+const DEFAULT_ULIMITS: [&str; 1] = ["nofile=1024:4096"];
+// ANCHOR_END: DEFAULT_ULIMITS
+
+// ANCHOR: parse_ulimit
+/// clap's parser for `--ulimit`: NAME=SOFT[:HARD], each a number or `unlimited`.
+pub fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
+    let names: Vec<&str> = RESOURCES.iter().map(|(name, _)| *name).collect();
+    let usage = format!(
+        "expected NAME=SOFT[:HARD] with NAME one of {}, e.g. nofile=1024:4096",
+        names.join(", ")
+    );
+    let (name, values) = text.split_once('=').ok_or(&usage)?;
+    let (_, resource) = RESOURCES.iter().find(|(known, _)| *known == name).ok_or(&usage)?;
+    let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+    let number = |value: &str| match value {
+        "unlimited" => Ok(RLIM_INFINITY),
+        _ => value.parse::<u64>().map_err(|_| usage.clone()),
+    };
+    let (soft, hard) = (number(soft)?, number(hard)?);
+    if soft > hard {
+        return Err(format!("the soft limit {soft} is above the hard limit {hard}"));
+    }
+    Ok(Ulimit { name: name.to_string(), resource: *resource, soft, hard })
+}
+// ANCHOR_END: parse_ulimit
+
+// ANCHOR: restrict
+/// Restrict the command's process, in an order that each step needs: the
+/// limits while it may still raise them (CAP_SYS_RESOURCE), the capabilities
+/// while it still has CAP_SETPCAP, the user while it still has CAP_SETUID and
+/// CAP_SETGID, and no_new_privs last, just before the exec it is for.
+pub fn restrict(user: &User, ulimits: &[Ulimit], verbose: bool) -> Result<()> {
+    set_resource_limits(ulimits, verbose)?;
+    drop_capabilities(verbose)?;
+    switch_user(user, verbose)?;
+    narrate(verbose, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
+    prctl::set_no_new_privs().wrap_err("cannot set no_new_privs")
+}
+// ANCHOR_END: restrict
+
+// ANCHOR: set_resource_limits
+/// setrlimit(2) the defaults, then each `--ulimit`: the last word wins.
+fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
+    let defaults = DEFAULT_ULIMITS.map(|text| parse_ulimit(text).expect("the defaults parse"));
+    for Ulimit { name, resource, soft, hard } in defaults.iter().chain(ulimits) {
+        narrate(verbose, &format!("setrlimit({resource:?}, {soft}, {hard})"));
+        setrlimit(*resource, *soft, *hard)
+            .wrap_err_with(|| format!("the kernel refused --ulimit {name}={soft}:{hard}"))
+            .suggestion(
+                "no soft limit may pass its hard limit, and nofile not /proc/sys/fs/nr_open",
+            )?;
+    }
+    Ok(())
+}
+// ANCHOR_END: set_resource_limits
+
+// ANCHOR: KEPT_CAPABILITIES
+/// The capabilities the command keeps: Docker's default set but CAP_MKNOD,
+/// each with what it is for. Root in the container keeps these; another
+/// `--user` gets none.
+const KEPT_CAPABILITIES: [Capability; 13] = [
+    Capability::CAP_CHOWN,            // chown files
+    Capability::CAP_DAC_OVERRIDE,     // root may read and write any file it can see
+    Capability::CAP_FSETID,           // keep set-group-ID bits on files it changes
+    Capability::CAP_FOWNER,           // chmod files it does not own
+    Capability::CAP_NET_RAW,          // ping, in its own network namespace
+    Capability::CAP_SETGID,           // change group, as su and servers do
+    Capability::CAP_SETUID,           // change user, as su and servers do
+    Capability::CAP_SETFCAP,          // give files capabilities, as package installs do
+    Capability::CAP_SETPCAP,          // drop capabilities of its own
+    Capability::CAP_NET_BIND_SERVICE, // listen on ports below 1024
+    Capability::CAP_SYS_CHROOT,       // chroot, as some servers do
+    Capability::CAP_KILL,             // signal its processes whatever their user
+    Capability::CAP_AUDIT_WRITE,      // write the audit log, as login does
+];
+// ANCHOR_END: KEPT_CAPABILITIES
+
+// ANCHOR: DROPPED_CAPABILITIES
+/// Every other capability is dropped. Why, for each: what it would let a
+/// process in the container do to the host (capabilities(7) has the rest).
+const DROPPED_CAPABILITIES: [(Capability, &str); 28] = [
+    // Docker keeps CAP_MKNOD, as its devices cgroup stops a node for the
+    // host's disk from opening. We have no devices cgroup, and the rootfs and
+    // /dev allow device nodes: so it goes.
+    (Capability::CAP_MKNOD, "make a node for the host's disk, and read it raw"),
+    (
+        Capability::CAP_DAC_READ_SEARCH,
+        "open_by_handle_at reads any host file: the \"shocker\" escape",
+    ),
+    (Capability::CAP_LINUX_IMMUTABLE, "unset the immutable and append-only flags of files"),
+    (Capability::CAP_NET_BROADCAST, "broadcast and listen to multicast"),
+    (Capability::CAP_NET_ADMIN, "reconfigure interfaces, routes and firewall rules"),
+    (Capability::CAP_IPC_LOCK, "lock memory in RAM beyond any limit"),
+    (Capability::CAP_IPC_OWNER, "ignore the permissions of shared memory and queues"),
+    (Capability::CAP_SYS_MODULE, "load code into the host's kernel"),
+    (Capability::CAP_SYS_RAWIO, "raw I/O ports and memory: /dev/mem, iopl"),
+    (Capability::CAP_SYS_PTRACE, "trace any process, read and write its memory"),
+    (Capability::CAP_SYS_PACCT, "switch the host's process accounting"),
+    (Capability::CAP_SYS_ADMIN, "mount, and half the kernel's other switches"),
+    (Capability::CAP_SYS_BOOT, "reboot the host, or kexec another kernel"),
+    (Capability::CAP_SYS_NICE, "raise its priority and starve the host"),
+    (Capability::CAP_SYS_RESOURCE, "pass resource limits and quotas"),
+    (Capability::CAP_SYS_TIME, "set the host's clock"),
+    (Capability::CAP_SYS_TTY_CONFIG, "hang up the host's terminals"),
+    (Capability::CAP_LEASE, "take leases on files it does not own"),
+    (Capability::CAP_AUDIT_CONTROL, "change or switch off the host's auditing"),
+    (Capability::CAP_MAC_OVERRIDE, "bypass AppArmor or SELinux"),
+    (Capability::CAP_MAC_ADMIN, "reconfigure AppArmor or SELinux"),
+    (Capability::CAP_SYSLOG, "read the kernel's log, and the kernel addresses in it"),
+    (Capability::CAP_WAKE_ALARM, "set alarms that wake the host up"),
+    (Capability::CAP_BLOCK_SUSPEND, "keep the host from suspending"),
+    (Capability::CAP_AUDIT_READ, "read the host's audit log"),
+    (Capability::CAP_PERFMON, "watch the whole host with perf"),
+    (Capability::CAP_BPF, "load BPF programs into the kernel"),
+    (Capability::CAP_CHECKPOINT_RESTORE, "set other processes' state, as checkpointing does"),
+];
+// ANCHOR_END: DROPPED_CAPABILITIES
+
+// ANCHOR: drop_capabilities
+/// Reduce every capability set to the kept ones: the bounding set (all that
+/// may ever be held again), permitted and effective (what the command holds),
+/// and empty the inheritable and ambient sets (what could pass across exec).
+fn drop_capabilities(verbose: bool) -> Result<()> {
+    let kept: HashSet<Capability> = KEPT_CAPABILITIES.into_iter().collect();
+    // Only what this kernel knows can be dropped: an older one has no CAP_BPF.
+    let known = caps::runtime::thread_all_supported();
+    for (capability, why) in DROPPED_CAPABILITIES {
+        narrate(verbose, &format!("prctl(PR_CAPBSET_DROP, {capability}): {why}"));
+    }
+    // One that a kernel added after this list was written goes too.
+    narrate(verbose, "prctl(PR_CAPBSET_DROP, any newer capability): not one we keep");
+    for capability in known.difference(&kept) {
+        caps::drop(None, CapSet::Bounding, *capability)
+            .wrap_err_with(|| format!("cannot drop {capability}"))?;
+    }
+    narrate(verbose, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
+    caps::clear(None, CapSet::Ambient)?;
+    narrate(
+        verbose,
+        &format!("capset(effective = permitted = the {} kept, inheritable = none)", kept.len()),
+    );
+    // Effective first: the kernel keeps effective within permitted.
+    caps::set(None, CapSet::Effective, &kept)?;
+    caps::set(None, CapSet::Permitted, &kept)?;
+    caps::clear(None, CapSet::Inheritable)?;
+    Ok(())
+}
+// ANCHOR_END: drop_capabilities
+
+// ANCHOR: switch_user
+/// Become `--user`: clear the supplementary groups first (the host's root may
+/// have some), then the group, and the user last, since that gives up the
+/// right to change the other two. A user other than root loses every capability here.
+fn switch_user(user: &User, verbose: bool) -> Result<()> {
+    narrate(verbose, "setgroups([])");
+    setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+    narrate(verbose, &format!("setgid({})", user.gid));
+    setgid(user.gid).wrap_err_with(|| format!("cannot change to group {}", user.gid))?;
+    narrate(verbose, &format!("setuid({})", user.uid));
+    setuid(user.uid).wrap_err_with(|| format!("cannot change to user {}", user.uid))
+}
+// ANCHOR_END: switch_user
