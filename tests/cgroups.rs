@@ -97,6 +97,12 @@ fn the_container_joins_its_cgroup_before_anything_runs() {
     );
     assert!(joins.iter().all(|&join| clone < join && join < exec), "{}", run.transcript);
     assert!(lines.last().unwrap().starts_with("=> rmdir("), "{}", run.transcript);
+    // The book shows this run on v2, recorded in the VM test (tests/vm): a v2
+    // machine compares its own with it. On v1 the files have other names, and
+    // other places, each machine's own.
+    if !common::memory_on_cgroup_v1() {
+        assert_transcript!("step5_verbose_v2", run);
+    }
 }
 
 #[test]

@@ -84,10 +84,25 @@ fn tmpfs_inode64_is_redacted_but_not_the_other_options() {
     }
 }
 
-/// Nothing else is redacted: the patterns are the five kinds above (the PID
+/// Step 5's cgroup is `byoc-<the runtime's PID>`: the number goes, the name
+/// and where it is stay.
+#[test]
+fn the_cgroups_pid_is_redacted_but_not_its_place() {
+    let verbose = snapshot("cgroups__step5_verbose_v2");
+    let made = "mkdir(\"/sys/fs/cgroup/byoc/byoc-[PID]\")";
+    assert_eq!(redact(&shown(&verbose, made, "mkdir(\"/sys/fs/cgroup/byoc/byoc-4242\")")), verbose);
+    let elsewhere = "mkdir(\"/sys/fs/cgroup/user.slice/byoc-4242\")";
+    assert_ne!(redact(&shown(&verbose, made, elsewhere)), verbose);
+    assert_ne!(
+        redact(&shown(&verbose, made, "mkdir(\"/sys/fs/cgroup/byoc/other-4242\")")),
+        verbose
+    );
+}
+
+/// Nothing else is redacted: the patterns are the six kinds above (the PID
 /// takes two). A new one must come with its test here.
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 6, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(patterns.len(), 7, "a new redaction needs its test here: {patterns:#?}");
 }

@@ -12,9 +12,12 @@
 #                 snapshot's YAML header and run to its end
 #   (d) links     every href and src in the built HTML points to a file that
 #                 exists, and its #fragment to an id in that file
-#   (e) run-it    every `$ ` line in a "Run it" section of the built book is the
-#                 first line of some tests/snapshots/*.snap body: the book shows
-#                 only commands that a snapshot test runs
+#   (f) whole     every line of the files that chapters quote whole (step 4's
+#                 parts, step 5's cgroup.rs and limits.rs) is in an included region
+#   (e) run-it    every `$ ` line in a "Run it" section (a heading of level 1 to 3
+#                 that starts with "Run it") of the built book is the first line
+#                 of some tests/snapshots/*.snap body: the book shows only
+#                 commands that a snapshot test runs
 #
 # Usage: book/tools/check.sh            (from anywhere; the repository is found
 #                                        from this script's own place)
@@ -109,6 +112,8 @@ for md in "${chapters[@]}"; do
             fi
             from=$((from + 1)) to=$((to - 1))
         fi
+        # What was included, for (f): the file, relative to the repository, and the lines.
+        printf '%s\t%s\t%s\n' "$(realpath -m --relative-to="$root" "$file")" "$from" "$to" >>"$tmp/included"
         if ! lines_have_text "$file" "$from" "$to"; then
             fail includes "$where: includes nothing (empty file, empty region, or lines past the end)"
             continue
@@ -134,6 +139,29 @@ for md in "${chapters[@]}"; do
     done < <(grep -n -o -E '\\?\{\{[[:space:]]*#[a-zA-Z0-9_]+[[:space:]]+[^}]+\}\}' "$root/$md")
 done
 ((failures == include_failures)) && pass includes "$include_count includes, each resolves to text"
+
+# ---------------------------------------------------------------------------
+# (f) The files that a chapter quotes whole are quoted whole: every line of
+#     them, but blank and ANCHOR lines, is in a region that some chapter
+#     includes. A line added outside every anchor would be code the reader
+#     never sees.
+# ---------------------------------------------------------------------------
+whole=(steps/step4/init.rs steps/step4/filesystems.rs steps/step4/privileges.rs
+    steps/step5/cgroup.rs steps/step5/limits.rs)
+whole_failures=$failures
+touch "$tmp/included"
+for file in "${whole[@]}"; do
+    unseen=$(awk -F'\t' -v file="$file" '
+        FNR == NR { if ($1 == file) { from[++n] = $2; to[n] = ($3 == "" ? 1e9 : $3) }; next }
+        /^[[:space:]]*$/ || /ANCHOR(_END)?:/ { next }
+        { for (i = 1; i <= n; i++) if (FNR >= from[i] && FNR <= to[i]) next; print FNR ": " $0 }
+    ' "$tmp/included" "$root/$file")
+    if [[ -n $unseen ]]; then
+        fail whole "$file is quoted whole, but no chapter includes these lines of it:"
+        printf '%s\n' "$unseen" | head -10 | sed 's/^/    /' >&2
+    fi
+done
+((failures == whole_failures)) && pass whole "${#whole[@]} files quoted whole, every line of each"
 
 # ---------------------------------------------------------------------------
 # (b) mdbook build, and nothing but INFO in its output.
@@ -217,7 +245,7 @@ if $built; then
     run_failures=$failures
     run_count=0
     # Each chapter page (print.html repeats them all): the text of <pre> blocks and
-    # of inline <code> between an <h2> reading "Run it" and the next <h1>/<h2>.
+    # of inline <code> between a heading starting "Run it" and the next <h1>-<h3>.
     while IFS= read -r page; do
         rel=${page#"$html"/}
         while IFS=$'\t' read -r lineno text; do
@@ -227,9 +255,9 @@ if $built; then
             fi
         done < <(awk '
             function text(s) { gsub(/<[^>]*>/, "", s); return s }
-            /<h[12][ >]/ {
+            /<h[123][ >]/ {
                 heading = text($0); gsub(/^[[:space:]]+|[[:space:]]+$/, "", heading)
-                inrun = /<h2[ >]/ && tolower(heading) == "run it"; inpre = 0; next
+                inrun = tolower(heading) ~ /^run it/; inpre = 0; next
             }
             /<\/main>/ { inrun = 0 }
             !inrun { next }

@@ -30,7 +30,7 @@ use nix::unistd::{Pid, execv, sethostname};
 #[derive(Parser)]
 #[command(
     name = "step2",
-    about = "Step 2, namespaces: the child gets its own hostname, PIDs and mounts (book: chapter 2).",
+    about = "Step 2, namespaces: its own hostname, PIDs, mounts, IPC and network (book: chapter 2).",
     after_help = "Example: just step2 run --hostname box sh -c 'hostname; echo my PID is $$'"
 )]
 // ANCHOR: Cli

@@ -1,3 +1,4 @@
+// ANCHOR: head
 //! The command's privileges (book: chapter 4, part 3).
 //!
 //! Until step 3 the command ran as the host's root, with every capability.
@@ -17,65 +18,21 @@ use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 
 use crate::narrate;
+// ANCHOR_END: head
 
-// ANCHOR: User
-/// Who runs the command.
-pub struct User {
-    uid: Uid,
-    gid: Gid,
-    pub home: String,
+// ANCHOR: restrict
+/// Restrict the command's process, in an order that each step needs: the
+/// limits while it may still raise them (CAP_SYS_RESOURCE), the capabilities
+/// while it still has CAP_SETPCAP, the user while it still has CAP_SETUID and
+/// CAP_SETGID, and no_new_privs last, just before the exec it is for.
+pub fn restrict(user: &User, ulimits: &[Ulimit], verbose: bool) -> Result<()> {
+    set_resource_limits(ulimits, verbose)?;
+    drop_capabilities(verbose)?;
+    switch_user(user, verbose)?;
+    narrate(verbose, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
+    prctl::set_no_new_privs().wrap_err("cannot set no_new_privs")
 }
-// ANCHOR_END: User
-
-// ANCHOR: find_user
-/// Find `--user` (NAME or UID, then maybe :GROUP or :GID) in the *container's*
-/// /etc/passwd: after pivot_root, that is the rootfs's, not the host's.
-pub fn find_user(spec: &str) -> Result<User> {
-    let (user, group) = match spec.split_once(':') {
-        Some((user, group)) => (user, Some(group)),
-        None => (spec, None),
-    };
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    // name:password:UID:GID:comment:home:shell
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
-    let entry =
-        entries.iter().find(|fields| fields.len() == 7 && (fields[0] == user || fields[2] == user));
-    let (uid, gid, home) = match (entry, user.parse::<u32>()) {
-        (Some(fields), _) => (fields[2].parse()?, fields[3].parse()?, fields[5]),
-        (None, Ok(uid)) => (uid, uid, "/"), // a UID the rootfs has no name for
-        (None, Err(_)) => {
-            let names: Vec<&str> = entries.iter().map(|fields| fields[0]).collect();
-            return Err(eyre!(
-                "unknown user {user:?}: the container's /etc/passwd does not list it"
-            ))
-            .suggestion(format!("give a UID, or one of the rootfs's users: {}", names.join(", ")));
-        }
-    };
-    let gid = match group {
-        Some(group) => find_group(group)?,
-        None => gid,
-    };
-    Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), home: home.to_string() })
-}
-// ANCHOR_END: find_user
-
-// ANCHOR: find_group
-/// A GID: a number, or a name from the container's /etc/group.
-fn find_group(group: &str) -> Result<u32> {
-    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
-    // name:password:GID:members
-    let named = groups
-        .lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|fields| fields[0] == group);
-    let gid = named.map_or(group, |fields| fields.get(2).copied().unwrap_or_default());
-    gid.parse()
-        .wrap_err_with(|| {
-            format!("unknown group {group:?}: the container's /etc/group does not list it")
-        })
-        .suggestion("give a GID, or a group from the rootfs's etc/group")
-}
-// ANCHOR_END: find_group
+// ANCHOR_END: restrict
 
 // ANCHOR: Ulimit
 /// A resource limit, from `--ulimit NAME=SOFT[:HARD]`.
@@ -132,20 +89,6 @@ pub fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
     Ok(Ulimit { name: name.to_string(), resource: *resource, soft, hard })
 }
 // ANCHOR_END: parse_ulimit
-
-// ANCHOR: restrict
-/// Restrict the command's process, in an order that each step needs: the
-/// limits while it may still raise them (CAP_SYS_RESOURCE), the capabilities
-/// while it still has CAP_SETPCAP, the user while it still has CAP_SETUID and
-/// CAP_SETGID, and no_new_privs last, just before the exec it is for.
-pub fn restrict(user: &User, ulimits: &[Ulimit], verbose: bool) -> Result<()> {
-    set_resource_limits(ulimits, verbose)?;
-    drop_capabilities(verbose)?;
-    switch_user(user, verbose)?;
-    narrate(verbose, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
-    prctl::set_no_new_privs().wrap_err("cannot set no_new_privs")
-}
-// ANCHOR_END: restrict
 
 // ANCHOR: set_resource_limits
 /// setrlimit(2) the defaults, then each `--ulimit`: the last word wins.
@@ -255,6 +198,65 @@ fn drop_capabilities(verbose: bool) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: drop_capabilities
+
+// ANCHOR: User
+/// Who runs the command.
+pub struct User {
+    uid: Uid,
+    gid: Gid,
+    pub home: String,
+}
+// ANCHOR_END: User
+
+// ANCHOR: find_user
+/// Find `--user` (NAME or UID, then maybe :GROUP or :GID) in the *container's*
+/// /etc/passwd: after pivot_root, that is the rootfs's, not the host's.
+pub fn find_user(spec: &str) -> Result<User> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    // name:password:UID:GID:comment:home:shell
+    let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
+    let entry =
+        entries.iter().find(|fields| fields.len() == 7 && (fields[0] == user || fields[2] == user));
+    let (uid, gid, home) = match (entry, user.parse::<u32>()) {
+        (Some(fields), _) => (fields[2].parse()?, fields[3].parse()?, fields[5]),
+        (None, Ok(uid)) => (uid, uid, "/"), // a UID the rootfs has no name for
+        (None, Err(_)) => {
+            let names: Vec<&str> = entries.iter().map(|fields| fields[0]).collect();
+            return Err(eyre!(
+                "unknown user {user:?}: the container's /etc/passwd does not list it"
+            ))
+            .suggestion(format!("give a UID, or one of the rootfs's users: {}", names.join(", ")));
+        }
+    };
+    let gid = match group {
+        Some(group) => find_group(group)?,
+        None => gid,
+    };
+    Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), home: home.to_string() })
+}
+// ANCHOR_END: find_user
+
+// ANCHOR: find_group
+/// A GID: a number, or a name from the container's /etc/group.
+fn find_group(group: &str) -> Result<u32> {
+    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
+    // name:password:GID:members
+    let named = groups
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields[0] == group);
+    let gid = named.map_or(group, |fields| fields.get(2).copied().unwrap_or_default());
+    gid.parse()
+        .wrap_err_with(|| {
+            format!("unknown group {group:?}: the container's /etc/group does not list it")
+        })
+        .suggestion("give a GID, or a group from the rootfs's etc/group")
+}
+// ANCHOR_END: find_group
 
 // ANCHOR: switch_user
 /// Become `--user`: clear the supplementary groups first (the host's root may

@@ -86,79 +86,13 @@ impl Cgroup {
         }
         Ok(cgroup)
     }
-    // ANCHOR_END: create
 
-    // ANCHOR: dirs
     /// The cgroup's directories, for the container's first process to `join`.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
-    // ANCHOR_END: dirs
-
-    // ANCHOR: oom_report
-    /// 4 of 5: after the command ended, a line telling whom the kernel's OOM killer killed, or
-    /// `None` if nobody. Call it before `remove`: the counters go with the cgroup.
-    pub fn oom_report(&self) -> Option<String> {
-        let (dir, limit) = self.memory.as_ref()?;
-        // Its counters: memory.events on v2, memory.oom_control on v1.
-        let events = read_either(dir, "memory.events", "memory.oom_control")?;
-        let victims = robustness::victims(&events)?;
-        let mut report = format!(
-            "container hit its memory limit ({}): the OOM killer killed {victims}",
-            mib(*limit)
-        );
-        // The most memory it ever used. v2 has memory.peak only since Linux 5.19.
-        let peak = read_either(dir, "memory.peak", "memory.max_usage_in_bytes");
-        if let Some(peak) = peak.and_then(|text| text.trim().parse().ok()) {
-            report += &format!("; peak {}", mib(peak));
-        }
-        Some(report)
-    }
-    // ANCHOR_END: oom_report
-
-    // ANCHOR: remove
-    /// 5 of 5: remove the directories. The container must be gone: rmdir refuses a cgroup that
-    /// holds a process. Calling it again does nothing.
-    pub fn remove(&mut self) -> Result<()> {
-        let mut first_error = None;
-        for dir in std::mem::take(&mut self.dirs) {
-            if let Err(e) = robustness::rmdir(&dir, self.verbose) {
-                first_error.get_or_insert(e);
-            }
-        }
-        if let Some(byoc) = self.byoc.take() {
-            // Another container may be in it still (EBUSY): then it stays, for that one.
-            narrate(self.verbose, &format!("rmdir({byoc:?})"));
-            let _ = fs::remove_dir(&byoc);
-        }
-        first_error.map_or(Ok(()), Err)
-    }
 }
-
-/// Every way out of the runtime, errors included, removes the cgroup.
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        if let Err(e) = self.remove() {
-            eprintln!("warning: {e:#}");
-        }
-    }
-}
-// ANCHOR_END: remove
-
-// ANCHOR: join
-/// 3 of 5: move the calling process into the cgroups `dirs`. The container's first process calls
-/// it itself, before it execs anything, so that nothing of the container runs unlimited. Call
-/// it before pivot_root, while /sys/fs/cgroup is still the host's.
-pub fn join(dirs: &[PathBuf], verbose: bool) -> Result<()> {
-    for dir in dirs {
-        // "0" means "the process that writes this" (kernel: cgroup_procs_write_start),
-        // so the child need not look up its own pid.
-        let context = || format!("failed to join cgroup {dir:?}");
-        write(&dir.join("cgroup.procs"), "0", verbose).wrap_err_with(context)?;
-    }
-    Ok(())
-}
-// ANCHOR_END: join
+// ANCHOR_END: create
 
 // ANCHOR: parent_dir
 /// The cgroup, in one tree, that the container's cgroup goes beneath.
@@ -264,6 +198,72 @@ fn limit_files(tree: &Tree, dir: &Path, limits: &Limits) -> Vec<(PathBuf, String
     files
 }
 // ANCHOR_END: limit_files
+
+// ANCHOR: join
+/// 3 of 5: move the calling process into the cgroups `dirs`. The container's first process calls
+/// it itself, before it execs anything, so that nothing of the container runs unlimited. Call
+/// it before pivot_root, while /sys/fs/cgroup is still the host's.
+pub fn join(dirs: &[PathBuf], verbose: bool) -> Result<()> {
+    for dir in dirs {
+        // "0" means "the process that writes this" (kernel: cgroup_procs_write_start),
+        // so the child need not look up its own pid.
+        let context = || format!("failed to join cgroup {dir:?}");
+        write(&dir.join("cgroup.procs"), "0", verbose).wrap_err_with(context)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: join
+
+// ANCHOR: oom_report
+impl Cgroup {
+    /// 4 of 5: after the command ended, a line telling whom the kernel's OOM killer killed, or
+    /// `None` if nobody. Call it before `remove`: the counters go with the cgroup.
+    pub fn oom_report(&self) -> Option<String> {
+        let (dir, limit) = self.memory.as_ref()?;
+        // Its counters: memory.events on v2, memory.oom_control on v1.
+        let events = read_either(dir, "memory.events", "memory.oom_control")?;
+        let victims = robustness::victims(&events)?;
+        let mut report = format!(
+            "container hit its memory limit ({}): the OOM killer killed {victims}",
+            mib(*limit)
+        );
+        // The most memory it ever used. v2 has memory.peak only since Linux 5.19.
+        let peak = read_either(dir, "memory.peak", "memory.max_usage_in_bytes");
+        if let Some(peak) = peak.and_then(|text| text.trim().parse().ok()) {
+            report += &format!("; peak {}", mib(peak));
+        }
+        Some(report)
+    }
+    // ANCHOR_END: oom_report
+
+    // ANCHOR: remove
+    /// 5 of 5: remove the directories. The container must be gone: rmdir refuses a cgroup that
+    /// holds a process. Calling it again does nothing.
+    pub fn remove(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for dir in std::mem::take(&mut self.dirs) {
+            if let Err(e) = robustness::rmdir(&dir, self.verbose) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(byoc) = self.byoc.take() {
+            // Another container may be in it still (EBUSY): then it stays, for that one.
+            narrate(self.verbose, &format!("rmdir({byoc:?})"));
+            let _ = fs::remove_dir(&byoc);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Every way out of the runtime, errors included, removes the cgroup.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+// ANCHOR_END: remove
 
 // ANCHOR: helpers
 /// mkdir a cgroup: the kernel fills the new directory with its control files.

@@ -1,3 +1,4 @@
+// ANCHOR: head
 //! The filesystems the container sees (book: chapter 4, part 2).
 //!
 //! Step 3 made `rootfs/` the container's `/`, and left the host's old root
@@ -18,6 +19,7 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 
 use crate::narrate;
+// ANCHOR_END: head
 
 // ANCHOR: enter_rootfs
 /// Make the rootfs our `/`, and leave nothing of the host's tree behind.

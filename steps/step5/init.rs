@@ -1,3 +1,4 @@
+// ANCHOR: head
 //! PID 1 and signals (book: chapter 4, part 1).
 //!
 //! In steps 2 and 3 the command was PID 1 of its namespace, with PID 1's duties
@@ -18,6 +19,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, close, fork, read};
 
 use crate::narrate;
+// ANCHOR_END: head
 
 // ANCHOR: FORWARDED
 /// The signals that ask a program to stop, or to do something: a runtime

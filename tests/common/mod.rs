@@ -154,11 +154,13 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// each match is replaced before a transcript is compared with its snapshot.
 /// `tests/redactions.rs` shows, for each, that it hides only what varies and
 /// that a real change of behaviour still fails the snapshot.
-pub const REDACTIONS: [(&str, &str); 6] = [
+pub const REDACTIONS: [(&str, &str); 7] = [
     // The runtime's host PID in the `-v` narration. The container's own PIDs,
     // all below 100, stay: `Pid(2)` is the command.
     (r"waitpid\(\d+\)", "waitpid([PID])"),
     (r"\bPid\(\d{3,}\)", "Pid([PID])"),
+    // Step 5 names the container's cgroup after the runtime's PID.
+    (r"\bbyoc-\d+\b", "byoc-[PID]"),
     // The random hostname that step 4 and later make up.
     (r"\b[0-9a-f]{12}\b", "[RANDOM-ID]"),
     // stress's wall time, which it rounds to whole seconds: 0s or 1s by chance.
