@@ -12,6 +12,7 @@
 #                 snapshot's YAML header and run to its end
 #   (d) links     every href and src in the built HTML points to a file that
 #                 exists, and its #fragment to an id in that file
+#   (g) man       every manual page a chapter names is a link to man7.org
 #   (f) whole     every line of the files that chapters quote whole (step 4's
 #                 parts, step 5's cgroup.rs and limits.rs) is in an included region
 #   (e) run-it    every `$ ` line in a "Run it" section (a heading of level 1 to 3
@@ -162,6 +163,20 @@ for file in "${whole[@]}"; do
     fi
 done
 ((failures == whole_failures)) && pass whole "${#whole[@]} files quoted whole, every line of each"
+
+# ---------------------------------------------------------------------------
+# (g) Every manual page a chapter names, such as `pivot_root(2)`, is a link to
+#     it on man7.org: a reader should never have to search for one.
+# ---------------------------------------------------------------------------
+man_failures=$failures
+for md in "${chapters[@]}"; do
+    # Leave out code blocks, includes and links; what is left names no page.
+    while IFS= read -r page; do
+        fail man "$md names $page without a link: write [$page](https://man7.org/linux/man-pages/man${page: -2:1}/${page%(*}.${page: -2:1}.html)"
+    done < <(perl -0777 -ne 's/```.*?```//gs; s/\{\{#include[^}]*\}\}//g; s/\[[^\]]*\]\([^)]*\)//g;
+        print "$1\n" while /\b([a-z_][a-z0-9_.+-]*\([1-8]\))/g' "$root/$md")
+done
+((failures == man_failures)) && pass man "every manual page named is a link"
 
 # ---------------------------------------------------------------------------
 # (b) mdbook build, and nothing but INFO in its output.
