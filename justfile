@@ -35,6 +35,119 @@ step4 *args: _build rootfs
 step5 *args: _build rootfs
     @{{ sudo }} target/debug/step5 "$@"
 
+# Your own step N to write, from the reference's skeleton (or --from-previous: a copy of yours)
+[no-exit-message]
+exercise n *flags:
+    @cargo test -q --test workshop -- exercise "$@"
+
+# Check your steps, stage by stage, in a safety net: just check, just check 3, just check 3.2
+[no-exit-message]
+check *what: rootfs
+    #!/usr/bin/env bash
+    set -uo pipefail
+    # The checks' program: built as you; run as root, which the containers need. It builds
+    # your steps as you, and runs each in the safety net (book: Workshop).
+    exe=$(cargo test -q --no-run --test workshop --message-format=json | grep '"name":"workshop"' |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p') || exit
+    if [ "$(id -u)" = 0 ]; then "$exe" check "$@"; else sudo env CARGO="$(command -v cargo)" "$exe" check "$@"; fi
+
+# Run your own step N by hand, in the safety net: just yours 3 run /bin/sh
+[no-exit-message]
+yours n *args: rootfs
+    #!/usr/bin/env bash
+    set -uo pipefail
+    step=$1
+    shift
+    [ -f "steps/yours/step$step/main.rs" ] || { echo "You have no step $step yet: \`just exercise $step\` makes it." >&2; exit 1; }
+    cp Cargo.lock steps/yours/Cargo.lock
+    cargo build -q --offline --manifest-path steps/yours/Cargo.toml --target-dir target/yours --bin "step$step" || exit
+    # In a throwaway stand-in for the host, for 15 minutes at most: a step that is still
+    # wrong cannot harm the real one, and what it would have done is said after the run.
+    report=$(mktemp)
+    {{ sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
+    status=$?
+    sed -n 's/^harm /safety net: /p' "$report" >&2
+    rm -f "$report"
+    exit "$status"
+
+# Before a workshop: fetch and build all that the day needs, so that it needs no network
+prepare: rootfs _mdbook
+    cargo fetch --locked
+    cargo build --bins
+    cargo test --no-run
+    cargo test -q --test workshop -- prepare
+    @just doctor
+
+# Is this machine ready for the workbook? Names each problem and its fix; --fix clears leftovers
+doctor *flags:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    # One line per thing the workbook needs: ✔, or ✘ with what to do. With --fix, it also
+    # clears what an interrupted run can leave behind: mounts in this checkout, the
+    # workbook's cgroups, and files in target/ that a run as root left root's.
+    fix=false
+    [ "${1:-}" = --fix ] && fix=true
+    problems=0
+    ok() { echo "✔ $*"; }
+    no() { echo "✘ $1"; echo "    fix: $2"; problems=$((problems + 1)); }
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+    [ "$(uname -s)" = Linux ] && ok "Linux $(uname -r)" ||
+        no "this is not Linux: namespaces and cgroups are Linux's" "use a Linux virtual machine (book: Setup)"
+    if [ "$(id -u)" = 0 ]; then ok "root"
+    elif command -v sudo >/dev/null; then ok "sudo, for the runs that need root"
+    else no "neither root nor sudo" "ask for sudo, or run as root (rootless runs are not there yet)"; fi
+    for ns in uts pid mnt ipc net; do
+        [ -e /proc/self/ns/$ns ] || no "the kernel has no $ns namespaces" "use a kernel built with namespaces (any distribution's)"
+    done
+    ok "namespaces: uts pid mnt ipc net"
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        layout=v2 controllers=$(cat /sys/fs/cgroup/cgroup.controllers)
+    elif [ -d /sys/fs/cgroup/unified ]; then
+        layout=hybrid controllers=$(ls /sys/fs/cgroup)
+    else
+        layout=v1 controllers=$(ls /sys/fs/cgroup 2>/dev/null)
+    fi
+    missing=
+    for c in memory pids cpu; do grep -qw "$c" <<<"$controllers" || missing="$missing $c"; done
+    [ -z "$missing" ] && ok "cgroups: $layout, with memory, pids and cpu" ||
+        no "cgroups ($layout) lack:$missing" "step 5 needs them: boot with them enabled, or leave out its limits"
+    if command -v rustc >/dev/null; then
+        version=$(rustc --version | cut -d' ' -f2)
+        if printf '%s\n' 1.89.0 "$version" | sort -V -C; then ok "Rust $version"
+        else no "Rust $version is older than 1.89" "rustup update"; fi
+    else
+        no "no Rust" "install it from https://rustup.rs"
+    fi
+    if [ -f rootfs/.built ]; then ok "rootfs/ built: $(paste -sd' ' rootfs/.built)"
+    elif command -v apt-get >/dev/null; then no "rootfs/ not built yet" "just rootfs"
+    else no "rootfs/ not built, and no apt-get to build it" "see rootfs/README.md"; fi
+    command -v mdbook >/dev/null && ok "mdBook $(mdbook --version | cut -d' ' -f2)" ||
+        no "no mdBook, for the book" "just prepare (or cargo install --locked mdbook@0.5.4)"
+
+    # What an interrupted run can leave: a mount in this checkout (rootfs/ bound on itself,
+    # its old root), the workbook's cgroups, root's files in target/.
+    here=$(pwd)
+    mounts=$(awk -v here="$here" 'index($5, here "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+    if [ -z "$mounts" ]; then ok "no mount left in this checkout"
+    elif $fix; then for m in $mounts; do as_root umount -l "$m" && echo "  unmounted $m"; done
+    else no "mounts left in this checkout: $(echo $mounts)" "just doctor --fix"; fi
+    cgroups=$(find /sys/fs/cgroup -type d \( -name 'byoc-*' -o -name byoc -o -name byoc-net \) 2>/dev/null |
+        while read -r dir; do
+            pid=${dir##*/byoc-}
+            case "$pid" in *[!0-9]* | '') [ -z "$(ls -d "$dir"/*/ 2>/dev/null)" ] && echo "$dir" ;; *) kill -0 "$pid" 2>/dev/null || echo "$dir" ;; esac
+        done | sort -r)
+    if [ -z "$cgroups" ]; then ok "no cgroup of the workbook's left"
+    elif $fix; then for c in $cgroups; do as_root rmdir "$c" 2>/dev/null && echo "  removed $c"; done
+    else no "cgroups left: $(echo $cgroups)" "just doctor --fix"; fi
+    if [ "$(id -u)" != 0 ] && [ -d target ] && [ -n "$(find target -user 0 -print -quit)" ]; then
+        if $fix; then as_root chown -R "$(id -u):$(id -g)" target && echo "  target/ is yours again"
+        else no "files in target/ belong to root, and stop your builds" "just doctor --fix"; fi
+    else
+        ok "target/ is yours"
+    fi
+    [ "$problems" = 0 ] && echo "Ready." || { echo "$problems to fix."; exit 1; }
+
 # Fill rootfs/ with busybox and stress, unpacked from your distribution's packages
 rootfs dir="rootfs":
     #!/usr/bin/env bash

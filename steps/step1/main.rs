@@ -108,7 +108,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
 // ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
-    let flags = CloneFlags::empty();
+    let flags = namespaces();
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
         .into_iter()
@@ -137,6 +137,13 @@ fn start_child(container: &Container) -> Result<Pid> {
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: namespaces
+/// The namespaces the child starts in: none yet, it shares all of ours.
+fn namespaces() -> CloneFlags {
+    CloneFlags::empty()
+}
+// ANCHOR_END: namespaces
 
 // ANCHOR: child
 /// Inside the container: become the command.

@@ -133,13 +133,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
 // ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
 fn start_child(container: &Container) -> Result<Pid> {
-    // New UTS (hostname), PID and mount namespaces, as the Go article's Cloneflags,
-    // and new IPC (shared memory, message queues) and network namespaces too.
-    let flags = CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET;
+    let flags = namespaces();
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
         .into_iter()
@@ -180,6 +174,19 @@ fn start_child(container: &Container) -> Result<Pid> {
     child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: namespaces
+/// The namespaces the child starts in: new UTS (hostname), PID and mount
+/// namespaces, as the Go article's Cloneflags, and new IPC (shared memory,
+/// message queues) and network namespaces too.
+fn namespaces() -> CloneFlags {
+    CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+}
+// ANCHOR_END: namespaces
 
 // ANCHOR: child
 /// Inside the container, as its PID 1: set it up, start the command, and stay

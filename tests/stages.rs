@@ -1,0 +1,206 @@
+//! The workshop's stages, proven on every step (book: Workshop). The checks that
+//! `just check` runs on a learner's steps are the ones these tests run on the reference's,
+//! so the two can never disagree. For every stage: the reference passes it; the skeleton
+//! fails it with the stage's own `todo!()`; a plausible wrong solution fails it with a message
+//! that points at the mistake. And filling a skeleton's `todo!()`s with the reference's code
+//! gives back the reference, to the byte.
+
+mod common;
+#[path = "workshop/lib.rs"]
+mod workshop;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{HostState, STEPS};
+use workshop::checks::{Failure, STAGES};
+use workshop::exercises::{MISTAKES, PIECES};
+
+/// The reference program of the step of stage `id`.
+fn reference(id: &str) -> &'static str {
+    STEPS[usize::from(id.as_bytes()[0] - b'1')].exe
+}
+
+/// Step `step` as a learner has it when they reach stage `id`: the earlier stages written,
+/// this one's pieces still `todo!()`, the later ones lent from the reference, as `just check`
+/// lends them.
+fn skeleton_at(step: u8, id: &str) -> workshop::Files {
+    let written = workshop::lend_later_pieces(&workshop::skeleton(step), step, "0").unwrap();
+    let mut files = workshop::skeleton(step);
+    for piece in PIECES.iter().filter(|piece| piece.step() == step && piece.stage != id) {
+        let text = &files[piece.file];
+        let theirs = &written[piece.file];
+        let body = &theirs[workshop::source::body(theirs, piece.function).unwrap()];
+        let text = workshop::source::replace_body(text, piece.function, body).unwrap();
+        files.insert(piece.file.to_string(), text);
+    }
+    files
+}
+
+/// The skeletons at each stage and the mistakes, built once into target/workshop: the bin
+/// for a name, such as `skeleton-3-1`.
+fn variant(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let target = BUILT.get_or_init(|| {
+        // In turn, as every process a test starts: cargo is not a container left running.
+        let _turn = HostState::now();
+        let target = Path::new(common::PROJECT).join("target/workshop");
+        let sources = target.join("variants");
+        let _ = std::fs::remove_dir_all(&sources);
+        let mut bins = Vec::new();
+        for stage in STAGES {
+            let step = stage.id.as_bytes()[0] - b'0';
+            bins.push((
+                format!("skeleton-{}", stage.id.replace('.', "-")),
+                skeleton_at(step, stage.id),
+            ));
+        }
+        for mistake in MISTAKES {
+            bins.push((
+                format!("mistake-{}", mistake.stage.replace('.', "-")),
+                workshop::with_mistake(mistake),
+            ));
+        }
+        for (name, files) in &bins {
+            workshop::write(&sources.join(name), files);
+        }
+        let names: Vec<(String, String)> =
+            bins.iter().map(|(name, _)| (name.clone(), name.clone())).collect();
+        std::fs::write(sources.join("Cargo.toml"), workshop::manifest("variants", &names, false))
+            .unwrap();
+        workshop::build(&sources, &target)
+            .unwrap_or_else(|error| panic!("the variants do not build:\n{error}"));
+        target
+    });
+    workshop::bin(target, name)
+}
+
+fn show(failure: &Failure) -> String {
+    format!(
+        "ran: {}\nexpected: {}\nsaw: {}\nhint: {}",
+        failure.ran, failure.expected, failure.saw, failure.hint
+    )
+}
+
+#[test]
+fn the_reference_passes_every_stage() {
+    common::require_rootfs();
+    for stage in STAGES {
+        let host = HostState::now();
+        let result = (stage.check)(Path::new(reference(stage.id)));
+        assert!(
+            result.is_ok(),
+            "the reference fails stage {}:\n{}",
+            stage.id,
+            show(&result.unwrap_err())
+        );
+        host.assert_unchanged(stage.id);
+    }
+}
+
+#[test]
+fn the_skeleton_fails_each_stage_with_its_own_todo() {
+    common::require_rootfs();
+    for stage in STAGES {
+        let program = variant(&format!("skeleton-{}", stage.id.replace('.', "-")));
+        let host = HostState::now();
+        let failure =
+            (stage.check)(&program).expect_err(&format!("the skeleton passes stage {}", stage.id));
+        let own = format!("not yet implemented: {}: ", stage.id);
+        assert!(
+            failure.saw.contains(&own),
+            "stage {} failed, but not at its own todo!():\n{}",
+            stage.id,
+            show(&failure)
+        );
+        host.assert_unchanged(stage.id);
+    }
+}
+
+#[test]
+fn every_plausible_mistake_fails_its_stage_and_is_named() {
+    common::require_rootfs();
+    for mistake in MISTAKES {
+        let stage = STAGES.iter().find(|stage| stage.id == mistake.stage).unwrap();
+        let program = variant(&format!("mistake-{}", mistake.stage.replace('.', "-")));
+        let host = HostState::now();
+        let failure = (stage.check)(&program)
+            .expect_err(&format!("stage {} misses: {}", stage.id, mistake.what));
+        assert!(
+            failure.hint.contains(mistake.says) || failure.saw.contains(mistake.says),
+            "stage {}, {}: the message does not say {:?}:\n{}",
+            stage.id,
+            mistake.what,
+            mistake.says,
+            show(&failure)
+        );
+        host.assert_unchanged(stage.id);
+    }
+}
+
+/// Every stage has a plausible mistake that its check catches, and every piece a stage.
+#[test]
+fn every_stage_has_a_mistake_and_pieces() {
+    for stage in STAGES {
+        assert!(MISTAKES.iter().any(|m| m.stage == stage.id), "stage {} has no mistake", stage.id);
+        assert!(
+            PIECES.iter().any(|p| p.stage == stage.id),
+            "stage {} has no piece to write",
+            stage.id
+        );
+    }
+    assert!(PIECES.iter().all(|piece| STAGES.iter().any(|stage| stage.id == piece.stage)));
+}
+
+/// A learner's path, end to end: the skeleton, each todo!() filled with the reference's
+/// code, is the reference again, byte for byte (but the book's anchors and the skeleton's
+/// header): it passes every stage, as the first test shows.
+#[test]
+fn filling_every_todo_with_the_references_code_gives_the_reference() {
+    for step in 1..=5 {
+        let skeleton = workshop::skeleton(step);
+        let filled = workshop::lend_later_pieces(&skeleton, step, "0").expect("pieces to fill");
+        for (name, text) in workshop::reference(step) {
+            let expected = workshop::without_anchors(&text);
+            let got = filled[&name].replacen(workshop::SKELETON_HEADER, "", 1);
+            assert_eq!(got, expected, "step {step}'s {name}, filled, is not the reference's");
+        }
+    }
+}
+
+/// A learner's seat, end to end, with the commands `just exercise` and `just check` run:
+/// step 3 made, checked (stage 3.1 fails at its todo!()), written (each todo!() filled with
+/// the reference's code, as a learner who copies the book would), checked again: green.
+/// Their work is kept: `exercise` again leaves it as it is.
+#[test]
+fn a_learner_goes_from_exercise_to_green() {
+    common::require_rootfs();
+    let seat = common::scratch_dir("learner");
+    let _ = std::fs::remove_dir_all(&seat);
+    let target = Path::new(common::PROJECT).join("target/workshop");
+    let learner = workshop::learner::Learner { yours: seat.join("steps/yours"), target };
+    let mut out = Vec::new();
+    assert!(learner.exercise(3, false, &mut out));
+
+    let host = HostState::now();
+    let mut first = Vec::new();
+    assert!(!learner.check(Some("3"), &mut first), "the skeleton passes");
+    let first = String::from_utf8(first).unwrap();
+    assert!(first.contains("✘ 3.1") && first.contains("not yet implemented: 3.1:"), "{first}");
+    assert!(first.ends_with("step 3: 0 of 2 stages pass\n"), "{first}");
+
+    let dir = learner.yours.join("step3");
+    let written = workshop::lend_later_pieces(&workshop::read(&dir), 3, "0").unwrap();
+    workshop::write(&dir, &written);
+    let mut second = Vec::new();
+    let green = learner.check(Some("3"), &mut second);
+    let second = String::from_utf8(second).unwrap();
+    assert!(green && second.ends_with("step 3: 2 of 2 stages pass\n"), "{second}");
+    host.assert_unchanged("the learner's step 3");
+
+    let mut again = Vec::new();
+    assert!(learner.exercise(3, false, &mut again));
+    assert_eq!(workshop::read(&dir), written, "just exercise 3 again changed the learner's work");
+    assert!(String::from_utf8(again).unwrap().contains("already"));
+    std::fs::remove_dir_all(&seat).unwrap();
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tests/tools/safety-net.sh REPORT SECONDS PROGRAM [ARGS...]
+#
+# Runs a learner's step, PROGRAM ARGS..., as root, inside a throwaway set of namespaces that
+# stands for the host: a mount namespace that receives the host's mounts but sends none back
+# (slave), with its `/` made shared again inside it as on a systemd machine; UTS, IPC, network
+# and PID namespaces of its own; a cgroup of its own (at most 1024 processes, 2 GiB); and a time
+# limit of SECONDS. A step that is still wrong then harms the stand-in, never the host, and the
+# harm is seen: after the run, this script compares the stand-in with how it was and writes, to
+# REPORT, one line `status N` and one line `harm WHAT` for each thing the program did to what it
+# took for the host: renamed it, changed its mounts or its root, brought up its network, left
+# processes or cgroups. `just check` reads REPORT; `just yours` prints the harm lines.
+# PROGRAM's output goes where this script's goes, and its terminal is this script's.
+set -u
+
+report="$1" seconds="$2"
+shift 2
+project=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
+    # ------------------------------------------------------------ outside: the host's side
+    [ "$(id -u)" = 0 ] || { echo "safety-net: run me as root" >&2; exit 2; }
+    : >"$report"
+    # A cgroup for the stand-in, in each tree that has the memory or pids controller: beneath
+    # the cgroup we run in on v1; on v2, beneath /sys/fs/cgroup/byoc-net, which holds no process.
+    cgroups=()
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        base=/sys/fs/cgroup/byoc-net
+        mkdir -p "$base" 2>/dev/null
+        for dir in /sys/fs/cgroup "$base"; do
+            echo "+pids +memory" >"$dir/cgroup.subtree_control" 2>/dev/null
+        done
+        cgroups+=("$base/net-$$")
+    else
+        while IFS=: read -r _ controllers path; do
+            case ",$controllers," in
+            *,memory,* | *,pids,*) cgroups+=("/sys/fs/cgroup/$controllers${path%/}/byoc-net-$$") ;;
+            esac
+        done </proc/self/cgroup
+    fi
+    for dir in "${cgroups[@]}"; do
+        mkdir -p "$dir" && echo $$ >"$dir/cgroup.procs"
+        [ -f "$dir/pids.max" ] && echo 1024 >"$dir/pids.max"
+        [ -f "$dir/memory.max" ] && echo 2G >"$dir/memory.max"
+        [ -f "$dir/memory.limit_in_bytes" ] && echo 2G >"$dir/memory.limit_in_bytes"
+    done 2>/dev/null
+    v2_byoc_before=$(ls -d /sys/fs/cgroup/byoc /sys/fs/cgroup/byoc/byoc-* 2>/dev/null)
+
+    BYOC_NET_INSIDE=1 unshare --mount --propagation slave --uts --ipc --net --pid --fork \
+        --kill-child --mount-proc -- "$0" "$report" "$seconds" "$@"
+    status=$?
+
+    # Back in our own cgroup, then: what the program left beneath the stand-in's cgroups (its
+    # step 5 on v1), or beside them (its step 5 on v2, which uses /sys/fs/cgroup/byoc).
+    for dir in "${cgroups[@]}"; do
+        echo $$ >"${dir%/*}/cgroup.procs" 2>/dev/null
+        for left in $(find "$dir" -mindepth 1 -depth -type d 2>/dev/null); do
+            echo "harm your program left the cgroup ${left#"$dir"/} behind (removed now)" >>"$report"
+            rmdir "$left" 2>/dev/null
+        done
+        rmdir "$dir" 2>/dev/null
+    done
+    for left in $(ls -d /sys/fs/cgroup/byoc/byoc-* /sys/fs/cgroup/byoc 2>/dev/null); do
+        case "$v2_byoc_before" in *"$left"*) continue ;; esac
+        echo "harm your program left the cgroup $left behind (removed now)" >>"$report"
+        rmdir "$left" 2>/dev/null
+    done
+    rmdir /sys/fs/cgroup/byoc-net 2>/dev/null
+    grep -q '^status ' "$report" || echo "status $status" >>"$report"
+    exit "$status"
+fi
+
+# ---------------------------------------------------------------- inside: PID 1 of the stand-in
+# The stand-in's / is shared, as systemd makes a host's: a container that forgets to make its
+# mounts private leaks them here, where they show, and not to the real host.
+mount --make-rshared /
+# The report, opened now: the program may mount over the directory it is in (/tmp, say).
+exec 3>>"$report"
+harm() { echo "harm $*" >&3; }
+hostname_before=$(hostname)
+root_before=$(stat -L -c '%d:%i' /)
+# lo's state in this network namespace (/sys is the host's, which shows the host's network).
+lo() { ip -o link show lo 2>/dev/null | grep -o '<[^>]*>'; }
+lo_before=$(lo)
+mounts_before=$(grep -v ' - proc ' /proc/self/mountinfo | cut -d' ' -f5 | sort)
+
+SECONDS=0
+timeout --foreground --kill-after=2 "$seconds" "$@"
+status=$?
+# timeout says 124 when SIGTERM ended the program, 137 when it had to SIGKILL it.
+if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then
+    harm "the run did not end within $seconds s (killed)"
+fi
+
+[ "$(hostname)" = "$hostname_before" ] ||
+    harm "your program renamed the host, from $hostname_before to $(hostname): sethostname(2) must run in a new UTS namespace (CLONE_NEWUTS)"
+[ "$(stat -L -c '%d:%i' / 2>/dev/null)" = "$root_before" ] ||
+    harm "your program moved the host's root: pivot_root(2) must run in a new mount namespace (CLONE_NEWNS)"
+[ "$(lo)" = "$lo_before" ] ||
+    harm "your program changed the host's network (lo): configure lo in a new network namespace (CLONE_NEWNET)"
+mounts_after=$(grep -v ' - proc ' /proc/self/mountinfo 2>/dev/null | cut -d' ' -f5 | sort)
+if [ "$mounts_after" != "$mounts_before" ]; then
+    new=$(comm -13 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
+    gone=$(comm -23 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
+    harm "your program changed the host's mounts (new: ${new:-none}; gone: ${gone:-none}): make the container's mounts private first, mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL), in a new mount namespace"
+fi
+# What is still running here but us: the container outlived its command.
+left=
+for stat in /proc/[0-9]*/stat; do
+    read -r pid comm rest <"$stat" 2>/dev/null || continue
+    [ "$pid" = 1 ] || left="$left $pid $comm"
+done
+[ -z "$left" ] || harm "your program left processes running:$left (killed now)"
+echo "status $status" >&3
+exit "$status"

@@ -1,0 +1,503 @@
+//! The stages, and what each one checks. A check runs the program in the safety net, as a
+//! learner would run it, and looks only at what a correct program must do (its output's
+//! meaning, its exit status, what it did to the stand-in host), never at the reference's
+//! wording. The same checks judge the reference steps in `just test` and a learner's in
+//! `just check`.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common;
+use crate::workshop::net;
+
+/// How long one run may take before the net kills it.
+const LIMIT: Duration = Duration::from_secs(10);
+
+pub struct Stage {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// Where the book explains it.
+    pub read: &'static str,
+    pub check: fn(&Path) -> Result<(), Failure>,
+}
+
+/// Why a check failed: what it ran, what it expected, what it saw, and what to look at.
+#[derive(Debug)]
+pub struct Failure {
+    pub ran: String,
+    pub expected: String,
+    pub saw: String,
+    pub hint: String,
+}
+
+/// The stages of step `step`.
+pub fn of_step(step: u8) -> impl Iterator<Item = &'static Stage> {
+    STAGES.iter().filter(move |stage| stage.id.starts_with(&format!("{step}.")))
+}
+
+pub const STAGES: &[Stage] = &[
+    Stage {
+        id: "1.1",
+        name: "start a child that runs you again as `child`",
+        read: "chapter 1, The diff: start_child",
+        check: start_a_child,
+    },
+    Stage {
+        id: "1.2",
+        name: "become the command",
+        read: "chapter 1, The diff: child",
+        check: become_the_command,
+    },
+    Stage {
+        id: "2.1",
+        name: "five new namespaces",
+        read: "chapter 2, The idea",
+        check: five_namespaces,
+    },
+    Stage {
+        id: "2.2",
+        name: "mounts that stay in the container",
+        read: "chapter 2, Shared mounts",
+        check: private_mounts,
+    },
+    Stage {
+        id: "2.3",
+        name: "a hostname and a network of its own",
+        read: "chapter 2, The diff: set_hostname, bring_up_loopback",
+        check: hostname_and_network,
+    },
+    Stage {
+        id: "3.1",
+        name: "refuse what is no root filesystem",
+        read: "chapter 3, The diff: check_rootfs",
+        check: refuse_no_rootfs,
+    },
+    Stage {
+        id: "3.2",
+        name: "pivot into the rootfs",
+        read: "chapter 3, Why the bind mount",
+        check: pivot_into_rootfs,
+    },
+    Stage {
+        id: "4.1",
+        name: "our init is PID 1",
+        read: "chapter 4, Part 1: PID 1 and signals",
+        check: init_is_pid_1,
+    },
+    Stage {
+        id: "4.2",
+        name: "filesystems of its own, the old root gone",
+        read: "chapter 4, Part 2: The filesystems the container sees",
+        check: filesystems_of_its_own,
+    },
+    Stage {
+        id: "4.3",
+        name: "a command with fewer privileges",
+        read: "chapter 4, Part 3: The command's privileges",
+        check: fewer_privileges,
+    },
+    Stage {
+        id: "5.1",
+        name: "a cgroup with the limits",
+        read: "chapter 5, Move 1: make, and Move 2: limit",
+        check: limits_enforced,
+    },
+    Stage {
+        id: "5.2",
+        name: "the container joins its cgroup",
+        read: "chapter 5, Move 3: join",
+        check: joins_its_cgroup,
+    },
+    Stage {
+        id: "5.3",
+        name: "report the OOM kill, remove the cgroup",
+        read: "chapter 5, Move 4: report, and Move 5: remove",
+        check: report_and_remove,
+    },
+];
+
+/// One run of the program in the net, and how a learner would have typed it.
+struct Ran {
+    shown: String,
+    outcome: net::Outcome,
+}
+
+impl Ran {
+    fn output(&self) -> &str {
+        &self.outcome.output
+    }
+
+    /// A failure of this run: `expected` did not happen; `hint` says what to look at.
+    fn failure(&self, expected: &str, hint: &str) -> Failure {
+        let mut saw = format!("{}[exit status: {}]", self.outcome.output, self.outcome.status);
+        for harm in &self.outcome.harm {
+            saw += &format!("\nand: {harm}");
+        }
+        Failure {
+            ran: self.shown.clone(),
+            expected: expected.to_string(),
+            saw,
+            hint: hint.to_string(),
+        }
+    }
+
+    /// Ok if `ok`, else the failure.
+    fn expect(&self, ok: bool, expected: &str, hint: &str) -> Result<(), Failure> {
+        if ok { Ok(()) } else { Err(self.failure(expected, hint)) }
+    }
+}
+
+/// Run `program ARGS…` in the net. Whatever the stage, it fails when the program stopped at a
+/// `todo!()` (its message says what to write), or harmed the stand-in host.
+fn run(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
+    // The step is the first digit of the program's name: step3, or a variant of it.
+    let name = program.file_name().unwrap_or_default().to_string_lossy();
+    let step = name.chars().find(char::is_ascii_digit).unwrap_or('?');
+    let shown = format!("just yours {step} {}", common::shell_words(args));
+    let ran = Ran { shown, outcome: net::run(program, args, LIMIT) };
+    if let Some(at) = ran.output().find("not yet implemented: ") {
+        let line = ran.output()[at..].lines().next().unwrap_or_default().to_string();
+        let todo = line.trim_start_matches("not yet implemented: ").to_string();
+        return Err(
+            ran.failure("your code, where the todo!() is", &format!("write the todo!(): {todo}"))
+        );
+    }
+    if let Some(harm) = ran.outcome.harm.first() {
+        let hint = if harm.contains("did not end") {
+            "the run did not end: does init notice that its children end? SIGCHLD must be among \
+             the signals it blocks, and reads from its signalfd (chapter 4, Part 1)"
+                .to_string()
+        } else {
+            harm.clone()
+        };
+        return Err(
+            ran.failure("nothing changed on the host, and no process or cgroup left", &hint)
+        );
+    }
+    Ok(ran)
+}
+
+/// The lines of `/proc/self/status`-like text that start with `name`.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| line.strip_prefix(name)).map(str::trim)
+}
+
+// ---------------------------------------------------------------- step 1
+
+fn start_a_child(program: &Path) -> Result<(), Failure> {
+    let ran =
+        run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline; echo; exit 3"])?;
+    let hint = if ran.output().contains("ECHILD") {
+        "waitpid(2) found no child to wait for: clone's last argument is the signal the kernel \
+         sends the parent when the child ends, and it must be SIGCHLD (chapter 1, The idea)"
+    } else {
+        "the command must run in a new process, a child of `step1 run`, whose exit status comes \
+         back as yours"
+    };
+    ran.expect(ran.outcome.status == 3, "exit status 3, the command's", hint)?;
+    let parent = ran.output().lines().next().unwrap_or_default();
+    ran.expect(
+        parent.contains(" run "),
+        "the command's parent is `step1 run …`",
+        "the command must run in a child of the runtime, not in the runtime's own process",
+    )
+}
+
+fn become_the_command(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "echo", "hello"])?;
+    ran.expect(
+        ran.output() == "hello\n" && ran.outcome.status == 0,
+        "hello, and exit status 0",
+        "child must run the command, with its arguments",
+    )?;
+    for (command, status, why) in
+        [("no-such-command", 127, "not found"), ("/etc/passwd", 126, "not executable")]
+    {
+        let ran = run(program, &["run", command])?;
+        ran.expect(
+            ran.outcome.status == status && !ran.output().contains("panicked"),
+            &format!("exit status {status}, as a shell gives for a command {why}, with a message"),
+            "when exec returns, it failed: report the error, and return 127 for NotFound, 126 else",
+        )?;
+    }
+    let ran = run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline"])?;
+    ran.expect(
+        ran.output().contains(" run ") && !ran.output().contains(" child "),
+        "the command's parent is `step1 run …`, as `child` became the command",
+        "the command's parent is the `child` process: child must become the command (exec), \
+         not start it and wait",
+    )
+}
+
+// ---------------------------------------------------------------- step 2
+
+/// The namespaces of the stand-in host, as the net's first process sees them.
+const NAMESPACES: [(&str, &str); 4] = [
+    ("uts", "CLONE_NEWUTS"),
+    ("mnt", "CLONE_NEWNS"),
+    ("ipc", "CLONE_NEWIPC"),
+    ("net", "CLONE_NEWNET"),
+];
+
+fn five_namespaces(program: &Path) -> Result<(), Failure> {
+    let script = "echo $$; for ns in uts mnt ipc net; do echo $ns $(readlink /proc/self/ns/$ns) \
+                  $(readlink /proc/1/ns/$ns); done";
+    let ran = run(program, &["run", "sh", "-c", script])?;
+    ran.expect(
+        ran.output().lines().next() == Some("1"),
+        "the command is PID 1: `echo $$` says 1",
+        "the command must start in a new PID namespace: add CLONE_NEWPID to namespaces()",
+    )?;
+    // /proc is the stand-in host's here (step 2 mounts none): its PID 1 is the net's first
+    // process, in the stand-in host's namespaces.
+    for (name, flag) in NAMESPACES {
+        let line = ran.output().lines().find(|line| line.starts_with(&format!("{name} ")));
+        let same = line.is_some_and(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            words.len() == 3 && words[1] == words[2]
+        });
+        ran.expect(
+            line.is_some() && !same,
+            &format!("the command in a {name} namespace of its own"),
+            &format!("the command is in the host's {name} namespace: add {flag} to namespaces()"),
+        )?;
+    }
+    Ok(())
+}
+
+fn private_mounts(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "mount", "-t", "tmpfs", "byoc-check", "/tmp"])?;
+    ran.expect(
+        ran.outcome.status == 0,
+        "the mount made, in the container",
+        "mount needs root: run it with sudo",
+    )
+}
+
+fn hostname_and_network(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "--hostname", "box", "hostname"])?;
+    ran.expect(
+        ran.output() == "box\n",
+        "box: the container's hostname is --hostname",
+        "set the hostname to --hostname with sethostname(2), in the child",
+    )?;
+    let ran = run(program, &["run", "cat", "/proc/net/dev"])?;
+    let devices: Vec<&str> = ran.output().lines().skip(2).map(str::trim_start).collect();
+    ran.expect(
+        devices.len() == 1 && devices[0].starts_with("lo:"),
+        "one network device, lo",
+        "the container must have a network namespace of its own: CLONE_NEWNET",
+    )?;
+    let ran = run(program, &["run", "ip", "-o", "link", "show", "lo"])?;
+    ran.expect(
+        ran.output().contains("<LOOPBACK,UP"),
+        "lo is UP",
+        "lo is down in the container: bring it up with ioctl SIOCSIFFLAGS, its flags IFF_UP",
+    )
+}
+
+// ---------------------------------------------------------------- step 3
+
+fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
+    for (rootfs, problem) in
+        [("no-such-dir", "there is no such directory"), ("/etc", "it has no bin/sh")]
+    {
+        let ran = run(program, &["run", "--rootfs", rootfs, "true"])?;
+        ran.expect(
+            ran.outcome.status == 1 && ran.output().contains(rootfs),
+            &format!("exit status 1, and a message that names {rootfs}: {problem}"),
+            "check_rootfs must refuse, before anything is made, a --rootfs that is no \
+             directory or has no bin/sh",
+        )?;
+    }
+    Ok(())
+}
+
+fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "ls", "-A", "/"])?;
+    let hint = if ran.output().contains("pivot_root") {
+        "pivot_root(2) refused: the new root must be a mount point, so bind-mount the rootfs on \
+         itself first (chapter 3, Why the bind mount)"
+    } else {
+        "the container's / must be rootfs/: pivot_root(2) into it"
+    };
+    let rootfs = Path::new(common::PROJECT).join("rootfs");
+    let mut entries: Vec<String> = fs::read_dir(&rootfs)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    let mut seen: Vec<String> = ran.output().split_whitespace().map(str::to_string).collect();
+    seen.sort();
+    ran.expect(
+        ran.outcome.status == 0 && seen == entries,
+        &format!("the entries of rootfs/: {}", entries.join(" ")),
+        hint,
+    )?;
+    let ran = run(
+        program,
+        &["run", "sh", "-c", "pwd; test -e /oldrootfs/etc/os-release && echo old root"],
+    )?;
+    ran.expect(
+        ran.output() == "/\nold root\n",
+        "/, the current directory, and the host's old root at /oldrootfs",
+        "after pivot_root, chdir(\"/\"); and the old root goes to rootfs/oldrootfs (put_old)",
+    )
+}
+
+// ---------------------------------------------------------------- step 4
+
+fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "sh", "-c", "echo $$"])?;
+    ran.expect(
+        ran.output() == "2\n",
+        "2: the command is PID 2, our init PID 1",
+        "the child must fork the command, and stay as its init",
+    )?;
+    let ran = run(program, &["run", "sh", "-c", "kill -9 $$"])?;
+    ran.expect(
+        ran.outcome.status == 137,
+        "exit status 137: the command, PID 2, is killed by SIGKILL",
+        "init must exit with the command's status, 128 + N for signal N",
+    )?;
+    let ran = run(
+        program,
+        &["run", "sh", "-c", "sh -c 'sleep 0.1 &'; sleep 0.5; ps -o stat | grep -c ^Z"],
+    )?;
+    ran.expect(
+        ran.output() == "0\n",
+        "no zombie: init reaps the orphan",
+        "init must reap every child that ends, orphans too: it learns that one ended from \
+         SIGCHLD, which it blocks and reads from its signalfd, then calls waitpid(-1, WNOHANG) \
+         until none is left",
+    )
+}
+
+fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "ls", "-A", "/oldrootfs"])?;
+    ran.expect(
+        ran.outcome.status == 0 && ran.output().is_empty(),
+        "nothing at /oldrootfs",
+        "the old root must go: pivot_root(\".\", \".\"), then umount2(\".\", MNT_DETACH)",
+    )?;
+    let ran = run(program, &["run", "ps", "-o", "pid,comm"])?;
+    ran.expect(
+        ran.output().lines().count() == 3,
+        "three lines: the header, init and ps, the container's processes alone",
+        "mount a new proc on /proc, in the container's PID namespace",
+    )?;
+    let ran = run(program, &["run", "sh", "-c", "echo box > /proc/sys/kernel/hostname"])?;
+    ran.expect(
+        ran.outcome.status != 0,
+        "the write refused: /proc/sys is read-only",
+        "/proc/sys is writable in the container: make the host-wide parts of /proc read-only",
+    )?;
+    let ran = run(program, &["run", "touch", "/sys/kernel/x"])?;
+    ran.expect(
+        ran.outcome.status != 0,
+        "the write refused: /sys is read-only",
+        "mount /sys read-only",
+    )?;
+    let ran = run(program, &["run", "ls", "/dev"])?;
+    let devices = ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm"];
+    ran.expect(
+        devices.iter().all(|device| ran.output().lines().any(|line| line == *device)),
+        &format!("/dev holds {}", devices.join(" ")),
+        "/dev is a tmpfs with the six devices (mknod) and /dev/pts and /dev/shm mounted",
+    )
+}
+
+fn fewer_privileges(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/self/status"])?;
+    ran.expect(
+        field(ran.output(), "CapBnd:") == Some("00000000a00425fb"),
+        "CapBnd 00000000a00425fb: Docker's default capabilities but CAP_MKNOD",
+        "drop from the bounding set every capability but the 13 kept",
+    )?;
+    ran.expect(
+        field(ran.output(), "NoNewPrivs:") == Some("1"),
+        "NoNewPrivs 1",
+        "set no_new_privs, last before exec",
+    )?;
+    let ran = run(
+        program,
+        &["run", "--user", "learner", "sh", "-c", "id -u; grep CapEff /proc/self/status"],
+    )?;
+    let hint = if ran.output().contains("cannot drop") {
+        "the capabilities must go before the user changes: setuid(2) gives up CAP_SETPCAP, which \
+         dropping them needs (chapter 4, Part 3)"
+    } else {
+        "switch to --user: setgroups, setgid, then setuid"
+    };
+    ran.expect(
+        ran.output().starts_with("1000\n")
+            && field(ran.output(), "CapEff:") == Some("0000000000000000"),
+        "uid 1000, and no capability",
+        hint,
+    )?;
+    let ran = run(program, &["run", "sh", "-c", "ulimit -n"])?;
+    ran.expect(
+        ran.output() == "1024\n",
+        "1024 open files at most",
+        "set the default rlimits: nofile=1024:4096",
+    )
+}
+
+// ---------------------------------------------------------------- step 5
+
+fn limits_enforced(program: &Path) -> Result<(), Failure> {
+    let forks = "for i in $(seq 50); do sleep 3 & echo \"started $i\"; done";
+    let ran = run(program, &["run", "--pids", "20", "sh", "-c", forks])?;
+    let started = ran.output().lines().filter(|line| line.starts_with("started ")).count();
+    ran.expect(
+        started == 18 && ran.output().contains("can't fork"),
+        "18 sleeps started (with init and the shell, 20 processes), then \"can't fork\"",
+        "pids.max is not written, or not where the container runs: write the limits into the \
+         container's cgroup before it starts",
+    )?;
+    let stress =
+        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    let ran = run(program, &stress)?;
+    ran.expect(
+        ran.outcome.status != 0 && !ran.output().contains("successful run"),
+        "stress killed: 200 MiB does not fit in 100 MiB",
+        "memory.max (v1: memory.limit_in_bytes) is not written, or swap not turned off",
+    )
+}
+
+fn joins_its_cgroup(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "--memory", "100m", "cat", "/proc/self/cgroup"])?;
+    let line = ran.output().lines().find(|line| line.contains("memory") || line.starts_with("0::"));
+    // The net's own cgroup is byoc-net…: the container's is another byoc-….
+    let joined = ran.output().lines().any(|line| {
+        line.split('/').any(|part| part.starts_with("byoc-") && !part.starts_with("byoc-net"))
+    });
+    ran.expect(
+        joined,
+        "the command in the container's cgroup, byoc-…",
+        &format!(
+            "the command is in {}: the child must join the container's cgroup (write 0 into \
+             its cgroup.procs) before it execs anything",
+            line.unwrap_or("the runtime's cgroup")
+        ),
+    )
+}
+
+fn report_and_remove(program: &Path) -> Result<(), Failure> {
+    let stress =
+        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    let ran = run(program, &stress)?;
+    let said = ran.output().lines().filter(|line| !line.starts_with("stress:")).any(|line| {
+        let line = line.to_lowercase();
+        line.contains("memory") || line.contains("oom")
+    });
+    ran.expect(
+        said,
+        "a line saying that the container hit its memory limit",
+        "after the command ended, read the memory controller's events (oom_kill) and say so",
+    )
+}

@@ -1,0 +1,332 @@
+//! What a learner writes, stage by stage: the new pieces of each step (their bodies are the
+//! skeleton's `todo!()`s), and the plausible mistakes that the stage checks must catch.
+
+/// A function of a step whose body the learner writes.
+pub struct Piece {
+    pub stage: &'static str,
+    /// The file in `steps/stepN/`.
+    pub file: &'static str,
+    pub function: &'static str,
+    /// What to do, and where in the book to read: the `todo!()`'s message.
+    pub todo: &'static str,
+}
+
+impl Piece {
+    /// The step the piece belongs to: 3 for stage "3.2".
+    pub fn step(&self) -> u8 {
+        self.stage[..1].parse().unwrap()
+    }
+
+    /// The `todo!()` message, which starts with the stage: "3.2: …".
+    pub fn message(&self) -> String {
+        format!("{}: {}", self.stage, self.todo)
+    }
+}
+
+/// Every piece, stage by stage, in the order a learner meets them.
+pub const PIECES: &[Piece] = &[
+    Piece {
+        stage: "1.1",
+        file: "main.rs",
+        function: "start_child",
+        todo: "clone(2) a child, with SIGCHLD as its exit signal, that execs /proc/self/exe \
+               child and the arguments after `run` (chapter 1, The diff: start_child)",
+    },
+    Piece {
+        stage: "1.2",
+        file: "main.rs",
+        function: "child",
+        todo: "become the command with std's Command::exec; if that returns, report the error \
+               and return 127 for a command that is not there, 126 for one that cannot run \
+               (chapter 1, The diff: child)",
+    },
+    Piece {
+        stage: "2.1",
+        file: "main.rs",
+        function: "namespaces",
+        todo: "return the five CLONE_NEW* flags: UTS, PID, mount, IPC and network \
+               (chapter 2, The idea)",
+    },
+    Piece {
+        stage: "2.2",
+        file: "main.rs",
+        function: "make_mounts_private",
+        todo: "mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL), so that nothing the \
+               container mounts reaches the host (chapter 2, Shared mounts)",
+    },
+    Piece {
+        stage: "2.3",
+        file: "main.rs",
+        function: "set_hostname",
+        todo: "sethostname(2) to --hostname (chapter 2, The diff: set_hostname)",
+    },
+    Piece {
+        stage: "2.3",
+        file: "main.rs",
+        function: "bring_up_loopback",
+        todo: "bring lo up: on any socket, ioctl SIOCSIFFLAGS with an ifreq naming lo with \
+               IFF_UP (chapter 2, The diff: bring_up_loopback)",
+    },
+    Piece {
+        stage: "3.1",
+        file: "main.rs",
+        function: "check_rootfs",
+        todo: "refuse a --rootfs that is no directory, or has no bin/sh, before anything is \
+               made, with a suggestion (chapter 3, The diff: check_rootfs)",
+    },
+    Piece {
+        stage: "3.2",
+        file: "main.rs",
+        function: "enter_rootfs",
+        todo: "bind-mount the rootfs on itself, make rootfs/oldrootfs, pivot_root into the \
+               rootfs with the old root there, then chdir(\"/\") (chapter 3, Why the bind mount)",
+    },
+    Piece {
+        stage: "4.1",
+        file: "init.rs",
+        function: "block_signals",
+        todo: "block the FORWARDED signals and SIGCHLD, and return them as a SigSet \
+               (chapter 4, Part 1: PID 1 and signals)",
+    },
+    Piece {
+        stage: "4.1",
+        file: "init.rs",
+        function: "supervise",
+        todo: "reap every child that ends with waitpid(-1, WNOHANG), return pid's status, and \
+               pass the signals read from a signalfd on to pid, but SIGCHLD and those from the \
+               kernel (chapter 4, Part 1: PID 1 and signals)",
+    },
+    Piece {
+        stage: "4.1",
+        file: "init.rs",
+        function: "start_command",
+        todo: "fork(2); in the child, run become_command and exit with its status, never \
+               returning (chapter 4, Part 1: PID 1 and signals)",
+    },
+    Piece {
+        stage: "4.1",
+        file: "init.rs",
+        function: "die_with_runtime",
+        todo: "close our copy of the pipe's write end, prctl(PR_SET_PDEATHSIG, SIGKILL), then \
+               make sure the runtime lives: reading the pipe must say EAGAIN \
+               (chapter 4, Part 1: PID 1 and signals)",
+    },
+    Piece {
+        stage: "4.2",
+        file: "filesystems.rs",
+        function: "enter_rootfs",
+        todo: "bind-mount the rootfs on itself, chdir into it, pivot_root(\".\", \".\"), \
+               umount2(\".\", MNT_DETACH), chdir(\"/\") (chapter 4, Part 2: The old root goes)",
+    },
+    Piece {
+        stage: "4.2",
+        file: "filesystems.rs",
+        function: "mount_filesystems",
+        todo: "mount /proc, the read-only parts of /proc, a read-only /sys, /dev with its \
+               devices, /dev/pts, /dev/shm and /tmp, each with its flags \
+               (chapter 4, Part 2: The filesystems the container sees)",
+    },
+    Piece {
+        stage: "4.2",
+        file: "filesystems.rs",
+        function: "make_read_only",
+        todo: "bind-mount each path that exists on itself, then remount it MS_RDONLY with its \
+               own flags (chapter 4, Part 2: The host-wide parts of /proc)",
+    },
+    Piece {
+        stage: "4.2",
+        file: "filesystems.rs",
+        function: "make_devices",
+        todo: "mknod each of DEVICES, mode 0666 whatever the umask, then make DEVICE_LINKS \
+               (chapter 4, Part 2: The devices)",
+    },
+    Piece {
+        stage: "4.3",
+        file: "privileges.rs",
+        function: "restrict",
+        todo: "set the rlimits, drop the capabilities, switch the user, set no_new_privs: in \
+               that order (chapter 4, Part 3: The command's privileges)",
+    },
+    Piece {
+        stage: "4.3",
+        file: "privileges.rs",
+        function: "drop_capabilities",
+        todo: "drop from the bounding set every capability this kernel knows but the kept \
+               ones, clear the ambient and inheritable sets, set effective and permitted to the \
+               kept ones (chapter 4, Part 3: The capabilities dropped)",
+    },
+    Piece {
+        stage: "4.3",
+        file: "privileges.rs",
+        function: "switch_user",
+        todo: "setgroups([]), setgid, then setuid, in that order \
+               (chapter 4, Part 3: Who the command runs as)",
+    },
+    Piece {
+        stage: "5.1",
+        file: "cgroup.rs",
+        function: "create_from",
+        todo: "in each tree that trees::find gives, make byoc-<our pid> beneath parent_dir, \
+               note it in the Cgroup, and write its limit_files (chapter 5, Move 1: make)",
+    },
+    Piece {
+        stage: "5.1",
+        file: "cgroup.rs",
+        function: "limit_files",
+        todo: "list the files that set the limits, in order: memory.max, memory.swap.max, \
+               memory.oom.group, pids.max, cpu.max (chapter 5, Move 2: limit)",
+    },
+    Piece {
+        stage: "5.2",
+        file: "cgroup.rs",
+        function: "join",
+        todo: "write \"0\" into cgroup.procs of each directory (chapter 5, Move 3: join)",
+    },
+    Piece {
+        stage: "5.3",
+        file: "cgroup.rs",
+        function: "oom_report",
+        todo: "read the memory controller's events, and say whom the OOM killer killed \
+               (chapter 5, Move 4: report)",
+    },
+    Piece {
+        stage: "5.3",
+        file: "cgroup.rs",
+        function: "remove",
+        todo: "rmdir each directory, then byoc if it is empty (chapter 5, Move 5: remove)",
+    },
+];
+
+/// A plausible wrong solution of a stage: the reference with one edit, and what the stage's
+/// failure must say to point at it.
+pub struct Mistake {
+    pub stage: &'static str,
+    pub what: &'static str,
+    pub file: &'static str,
+    pub function: &'static str,
+    /// The edit, in `function`'s body: `from` becomes `to`.
+    pub from: &'static str,
+    pub to: &'static str,
+    /// What the check's message must say.
+    pub says: &'static str,
+}
+
+pub const MISTAKES: &[Mistake] = &[
+    Mistake {
+        stage: "1.1",
+        what: "clone without SIGCHLD as the child's exit signal",
+        file: "main.rs",
+        function: "start_child",
+        from: "Some(Signal::SIGCHLD as i32)",
+        to: "None",
+        says: "SIGCHLD",
+    },
+    Mistake {
+        stage: "1.2",
+        what: "the child starts the command and waits, instead of becoming it",
+        file: "main.rs",
+        function: "child",
+        from: ".exec();",
+        to: ".status().err().unwrap_or_else(|| std::process::exit(0));",
+        says: "become the command",
+    },
+    Mistake {
+        stage: "2.1",
+        what: "CLONE_NEWUTS left out",
+        file: "main.rs",
+        function: "namespaces",
+        from: "CloneFlags::CLONE_NEWUTS\n        | ",
+        to: "",
+        says: "renamed the host",
+    },
+    Mistake {
+        stage: "2.2",
+        what: "the mounts left shared",
+        file: "main.rs",
+        function: "make_mounts_private",
+        from: "MsFlags::MS_REC | MsFlags::MS_PRIVATE",
+        to: "MsFlags::MS_REC | MsFlags::MS_SHARED",
+        says: "private",
+    },
+    Mistake {
+        stage: "2.3",
+        what: "IFF_UP left out",
+        file: "main.rs",
+        function: "bring_up_loopback",
+        from: "libc::IFF_UP as libc::c_short",
+        to: "0",
+        says: "IFF_UP",
+    },
+    Mistake {
+        stage: "3.1",
+        what: "no check for bin/sh",
+        file: "main.rs",
+        function: "check_rootfs",
+        from: "rootfs.join(\"bin/sh\").symlink_metadata().is_err()",
+        to: "false",
+        says: "bin/sh",
+    },
+    Mistake {
+        stage: "3.2",
+        what: "the bind mount left out",
+        file: "main.rs",
+        function: "enter_rootfs",
+        from: "mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)",
+        to: "Ok::<(), Errno>(())",
+        says: "bind-mount",
+    },
+    Mistake {
+        stage: "4.1",
+        what: "SIGCHLD not blocked",
+        file: "init.rs",
+        function: "block_signals",
+        from: "signals.add(Signal::SIGCHLD);",
+        to: "",
+        says: "SIGCHLD",
+    },
+    Mistake {
+        stage: "4.2",
+        what: "the host-wide parts of /proc left writable",
+        file: "filesystems.rs",
+        function: "mount_filesystems",
+        from: "make_read_only(&HOST_WIDE_PROC, verbose)?;",
+        to: "",
+        says: "read-only",
+    },
+    Mistake {
+        stage: "4.3",
+        what: "the user switched before the capabilities are dropped",
+        file: "privileges.rs",
+        function: "restrict",
+        from: "    drop_capabilities(verbose)?;\n    switch_user(user, verbose)?;",
+        to: "    switch_user(user, verbose)?;\n    drop_capabilities(verbose)?;",
+        says: "before",
+    },
+    Mistake {
+        stage: "5.1",
+        what: "pids.max not written",
+        file: "cgroup.rs",
+        function: "limit_files",
+        from: "files.push(file(\"pids.max\", pids.to_string()));",
+        to: "let _ = pids;",
+        says: "pids.max",
+    },
+    Mistake {
+        stage: "5.2",
+        what: "the child never joins the cgroup",
+        file: "cgroup.rs",
+        function: "join",
+        from: "write(&dir.join(\"cgroup.procs\"), \"0\", verbose).wrap_err_with(context)?;",
+        to: "let _ = (dir, context);",
+        says: "join",
+    },
+    Mistake {
+        stage: "5.3",
+        what: "the cgroup never removed",
+        file: "cgroup.rs",
+        function: "remove",
+        from: "if let Err(e) = robustness::rmdir(&dir, self.verbose) {",
+        to: "if let Err(e) = Ok::<(), color_eyre::Report>(()) {",
+        says: "left the cgroup",
+    },
+];

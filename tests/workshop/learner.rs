@@ -1,0 +1,224 @@
+//! The learner's commands (book: Workshop): make a step to write, check it stage by stage,
+//! prepare the crates. `main.rs` runs them for `just`; the tests run them on a learner of
+//! their own.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::workshop::checks::{self, Failure};
+use crate::workshop::exercises::PIECES;
+use crate::workshop::{self as ws};
+
+/// A learner's work: their steps, in `steps/yours/` of the checkout, built into `target/yours/`.
+pub struct Learner {
+    pub yours: PathBuf,
+    pub target: PathBuf,
+}
+
+/// A program to check a stage with, and why it is not the learner's own, if it is not.
+type Plan = Vec<(u8, Vec<(&'static checks::Stage, PathBuf, Option<String>)>)>;
+
+impl Learner {
+    /// The steps started, in order.
+    pub fn started(&self) -> Vec<u8> {
+        (1..=5).filter(|step| self.yours.join(format!("step{step}/main.rs")).exists()).collect()
+    }
+
+    /// `steps/yours/Cargo.toml`: a package of its own, with a bin for each step started.
+    fn write_manifest(&self) {
+        let bins: Vec<(String, String)> = self
+            .started()
+            .into_iter()
+            .map(|step| (format!("step{step}"), format!("step{step}")))
+            .collect();
+        fs::write(self.yours.join("Cargo.toml"), ws::manifest("yours", &bins, true)).unwrap();
+    }
+
+    /// Make `steps/yours/stepN`: the skeleton, or a copy of the learner's step N-1.
+    pub fn exercise(&self, step: u8, from_previous: bool, out: &mut dyn Write) -> bool {
+        let dir = self.yours.join(format!("step{step}"));
+        let shown = Path::new("steps/yours").join(format!("step{step}"));
+        let shown = shown.display();
+        if dir.exists() {
+            let _ = writeln!(
+                out,
+                "Your step {step} is in {shown}/ already: carry on there, then `just check {step}`."
+            );
+            let _ = writeln!(
+                out,
+                "To start it over, move it away first (mv {shown} {shown}.old), then `just exercise {step}` again."
+            );
+            return true;
+        }
+        let files = if from_previous {
+            let previous = self.yours.join(format!("step{}", step - 1));
+            if step == 1 || !previous.join("main.rs").exists() {
+                let _ = writeln!(
+                    out,
+                    "error: there is no steps/yours/step{}/ to start from: `just exercise {step}` starts from the skeleton",
+                    step.saturating_sub(1)
+                );
+                return false;
+            }
+            ws::read(&previous)
+        } else {
+            ws::skeleton(step)
+        };
+        ws::write(&dir, &files);
+        self.write_manifest();
+        let _ = writeln!(out, "Your step {step} is in {shown}/ (git ignores steps/yours/).");
+        if from_previous {
+            let _ = writeln!(
+                out,
+                "It is a copy of your step {}: add what chapter {step} adds.",
+                step - 1
+            );
+        } else {
+            let _ =
+                writeln!(out, "Each todo!() says what to write, and where the book explains it:");
+            for piece in PIECES.iter().filter(|piece| piece.step() == step) {
+                let _ = writeln!(
+                    out,
+                    "  {}  {shown}/{}  fn {}",
+                    piece.stage, piece.file, piece.function
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "Run it with `just yours {step} run …`; check it with `just check {step}`."
+        );
+        true
+    }
+
+    /// Build the learner's steps and, for each stage whose later stages are still `todo!()`,
+    /// the same code with those lent from the reference: the program to check each stage with.
+    fn build(&self, steps: &[u8]) -> Result<Plan, String> {
+        self.write_manifest();
+        ws::build(&self.yours, &self.target)
+            .map_err(|error| format!("your code does not build:\n{error}"))?;
+        let lent_dir = self.target.join("lent");
+        let _ = fs::remove_dir_all(&lent_dir);
+        let mut bins = Vec::new();
+        let mut plan = Vec::new();
+        for &step in steps {
+            let files = ws::read(&self.yours.join(format!("step{step}")));
+            let mut stages = Vec::new();
+            for stage in checks::of_step(step) {
+                match ws::lend_later_pieces(&files, step, stage.id) {
+                    Some(lent) => {
+                        let name = format!("step{step}-lent-{}", stage.id.replace('.', "-"));
+                        ws::write(&lent_dir.join(&name), &lent);
+                        bins.push((name.clone(), name.clone()));
+                        let mut later: Vec<&str> = PIECES
+                            .iter()
+                            .filter(|piece| piece.step() == step && piece.stage > stage.id)
+                            .map(|piece| piece.stage)
+                            .collect();
+                        later.dedup();
+                        let note = format!(
+                            "{} still todo!(): lent from the reference for this check",
+                            later.join(", ")
+                        );
+                        stages.push((stage, ws::bin(&self.target, &name), Some(note)));
+                    }
+                    None => {
+                        stages.push((stage, ws::bin(&self.target, &format!("step{step}")), None))
+                    }
+                }
+            }
+            plan.push((step, stages));
+        }
+        if !bins.is_empty() {
+            fs::write(lent_dir.join("Cargo.toml"), ws::manifest("yours-lent", &bins, false))
+                .unwrap();
+            ws::build(&lent_dir, &self.target).map_err(|error| {
+                format!("cannot build your code with the later pieces lent:\n{error}")
+            })?;
+        }
+        Ok(plan)
+    }
+
+    /// Check the learner's steps (`what`: a step, a stage, or every step started), stage by
+    /// stage, stopping at a step's first failure. True when every stage checked passes.
+    pub fn check(&self, what: Option<&str>, out: &mut dyn Write) -> bool {
+        let (steps, only): (Vec<u8>, Option<&str>) = match what {
+            None => (self.started(), None),
+            Some(id) if id.contains('.') => (vec![id[..1].parse().unwrap_or(0)], Some(id)),
+            Some(step) => (vec![step.parse().unwrap_or(0)], None),
+        };
+        if steps.is_empty() {
+            let _ = writeln!(out, "No step started yet: `just exercise 1` makes your step 1.");
+            return false;
+        }
+        if let Some(step) = steps.iter().find(|step| !self.started().contains(step)) {
+            let _ = writeln!(out, "You have no step {step} yet: `just exercise {step}` makes it.");
+            return false;
+        }
+        let plan = match self.build(&steps) {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = writeln!(out, "{error}");
+                return false;
+            }
+        };
+        let mut all_pass = true;
+        for (step, stages) in plan {
+            let stages: Vec<_> = stages
+                .into_iter()
+                .filter(|(stage, _, _)| only.is_none_or(|id| stage.id == id))
+                .collect();
+            let mut passed = 0;
+            for (stage, program, lent) in &stages {
+                match (stage.check)(program) {
+                    Ok(()) => {
+                        passed += 1;
+                        let lent =
+                            lent.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
+                        let _ = writeln!(out, "✔ {} {}{lent}", stage.id, stage.name);
+                    }
+                    Err(failure) => {
+                        let _ = writeln!(out, "✘ {} {}", stage.id, stage.name);
+                        report(&failure, stage.read, out);
+                        break;
+                    }
+                }
+            }
+            all_pass &= passed == stages.len();
+            let noun = if stages.len() == 1 { "stage passes" } else { "stages pass" };
+            let _ = writeln!(out, "step {step}: {passed} of {} {noun}", stages.len());
+        }
+        all_pass
+    }
+
+    /// For `just prepare`: build the crates that the steps use into the learner's target,
+    /// from a throwaway copy of the reference's step 5, so that the day's first build is quick.
+    pub fn prepare(&self, out: &mut dyn Write) -> bool {
+        let dir = self.target.join("prepare");
+        let _ = fs::remove_dir_all(&dir);
+        ws::write(&dir.join("step5"), &ws::reference(5));
+        let bins = [("prepare".to_string(), "step5".to_string())];
+        fs::write(dir.join("Cargo.toml"), ws::manifest("prepare", &bins, true)).unwrap();
+        let built = ws::build(&dir, &self.target);
+        let _ = fs::remove_dir_all(&dir);
+        match built {
+            Ok(()) => {
+                writeln!(out, "The crates for your steps are built, in target/yours/.").is_ok()
+            }
+            Err(error) => {
+                let _ = writeln!(out, "{error}");
+                false
+            }
+        }
+    }
+}
+
+fn report(failure: &Failure, read: &str, out: &mut dyn Write) {
+    let indent = |text: &str| text.lines().collect::<Vec<_>>().join("\n              ");
+    let _ = writeln!(out, "    ran:      {}", failure.ran);
+    let _ = writeln!(out, "    expected: {}", indent(&failure.expected));
+    let _ = writeln!(out, "    saw:      {}", indent(failure.saw.trim_end()));
+    let _ = writeln!(out, "    hint:     {}", indent(&failure.hint));
+    let _ = writeln!(out, "    read:     {read}");
+}

@@ -1,0 +1,51 @@
+//! The workshop track's commands, which the justfile runs (book: Workshop):
+//!
+//!   workshop exercise N [--from-previous]   make steps/yours/stepN: step N's skeleton, or a
+//!                                           copy of your own step N-1
+//!   workshop check [N | N.K]                check your steps, stage by stage, in the safety net
+//!   workshop prepare                        build the crates your steps use, ahead of time
+//!
+//! `check` runs as root (its runs need it) and builds your code as you. It is a test target
+//! that `cargo test` alone does not run: `cargo test --test workshop -- check 3`.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "lib.rs"]
+mod workshop;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use workshop::learner::Learner;
+
+fn main() -> ExitCode {
+    let project = Path::new(common::PROJECT);
+    let learner =
+        Learner { yours: project.join("steps/yours"), target: project.join("target/yours") };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = &mut std::io::stdout();
+    let done = match args.as_slice() {
+        ["exercise", step] | ["exercise", step, "--from-previous"] => match step.parse() {
+            Ok(step @ 1..=5) => learner.exercise(step, args.len() == 3, out),
+            _ => {
+                eprintln!("error: there is no step {step}: the steps are 1 to 5");
+                return ExitCode::from(2);
+            }
+        },
+        ["check"] => {
+            common::require_root();
+            learner.check(None, out)
+        }
+        ["check", what] => {
+            common::require_root();
+            learner.check(Some(what), out)
+        }
+        ["prepare"] => learner.prepare(out),
+        _ => {
+            eprintln!("usage: workshop exercise N [--from-previous] | check [N | N.K] | prepare");
+            return ExitCode::from(2);
+        }
+    };
+    if done { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
