@@ -188,6 +188,10 @@ fn a_learner_goes_from_exercise_to_green() {
     let first = String::from_utf8(first).unwrap();
     assert!(first.contains("✘ 3.1") && first.contains("not yet implemented: 3.1:"), "{first}");
     assert!(first.ends_with("step 3: 0 of 2 stages pass\n"), "{first}");
+    // The book's Workshop page shows it.
+    let transcript = format!("$ just check 3\n{first}[exit status: 1]");
+    let run = common::Run { transcript, output: first.clone(), status: 1 };
+    assert_transcript!("check_3_first", run);
 
     let dir = learner.yours.join("step3");
     let written = workshop::lend_later_pieces(&workshop::read(&dir), 3, "0").unwrap();

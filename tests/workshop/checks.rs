@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common;
+use crate::workshop::exercises::PIECES;
 use crate::workshop::net;
 
 /// How long one run may take before the net kills it.
@@ -157,10 +158,19 @@ fn run(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
     let shown = format!("just yours {step} {}", common::shell_words(args));
     let ran = Ran { shown, outcome: net::run(program, args, LIMIT) };
     if let Some(at) = ran.output().find("not yet implemented: ") {
-        let line = ran.output()[at..].lines().next().unwrap_or_default().to_string();
-        let todo = line.trim_start_matches("not yet implemented: ").to_string();
+        let todo = &ran.output()[at + "not yet implemented: ".len()..];
+        let stage = todo.split(':').next().unwrap_or_default();
+        let pieces: Vec<&str> = PIECES
+            .iter()
+            .filter(|piece| piece.stage == stage)
+            .map(|piece| piece.function)
+            .collect();
+        let hint = format!(
+            "write the todo!() in fn {}: its message, above, says what to do and where to read",
+            pieces.join(", fn ")
+        );
         return Err(
-            ran.failure("your code, where the todo!() is", &format!("write the todo!(): {todo}"))
+            ran.failure(&format!("stage {stage} written, with no todo!() left in it"), &hint)
         );
     }
     if let Some(harm) = ran.outcome.harm.first() {
