@@ -213,17 +213,34 @@ fn the_container_dies_with_a_killed_runtime() {
     host.assert_unchanged("step4");
 }
 
+/// A host script that runs `step ARGS…` on its terminal, then says whether the terminal is as
+/// it was: its settings (`stty -g`), and the script's process group in the foreground. The
+/// script is not an interactive shell, which would put both right itself: what it sees is
+/// what the step left.
+fn on_the_hosts_terminal(step: &Step, args: &str) -> Command {
+    let script = format!(
+        "before=$(stty -g); {} {args}; status=$?; \
+         [ \"$(stty -g)\" = \"$before\" ] && echo \"settings as they were\"; \
+         read -r _ _ _ _ group _ _ foreground _ </proc/$$/stat; \
+         [ \"$foreground\" = \"$group\" ] && echo \"the caller in the foreground\"; \
+         exit $status",
+        step.exe
+    );
+    let mut command = common::as_a_learner(Command::new("bash"));
+    command.args(["--norc", "-c", &script]);
+    command
+}
+
 /// `just step4 run /bin/sh` on a terminal, typed at as a learner would: Ctrl-C
 /// stops the foreground job and not the container, and job control works
 /// (Ctrl-Z, `jobs`, `fg`, a job in the background), since our init is PID 1,
-/// not the shell. Each line waits for what the screen must show first.
+/// not the shell. Each line waits for what the screen must show first. After
+/// `exit`, the host's terminal is as it was, though the container turned echo off.
 #[test]
 fn an_interactive_shell_with_job_control() {
     for step in environment_steps() {
         let host = common::HostState::now();
-        let mut command = common::as_a_learner(Command::new(step.exe));
-        command.args(["run", "/bin/sh"]);
-        let mut shell = Terminal::start(command);
+        let mut shell = Terminal::start(on_the_hosts_terminal(&step, "run /bin/sh"));
         shell.expect("# "); // the prompt
         // Type at a program only once it runs: before, the shell would read the keys.
         // READY is typed as RE""ADY, so that only the shell's echo shows READY, and
@@ -259,9 +276,105 @@ fn an_interactive_shell_with_job_control() {
         shell.expect("[1]+  Running");
         shell.type_keys("kill %1; wait\n");
         shell.expect("Terminated");
-        shell.type_keys("exit 7\n");
+        shell.expect("# ");
+        shell.type_keys("stty -echo raw; exit 7\n");
         let (status, screen) = shell.wait();
         assert_eq!(status.code(), Some(7), "{screen}");
+        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
+        assert!(screen.contains("the caller in the foreground"), "{}: {screen}", step.name);
         host.assert_unchanged(step.name);
     }
+}
+
+/// Ctrl-Z on a command that is not a shell: only a shell could ever give the
+/// terminal back to it, so init continues it at once (book: chapter 4, Part 4).
+/// Ctrl-C ends it, and the terminal is given back as it was, whether the
+/// command ends by itself or by a signal.
+#[test]
+fn ctrl_z_is_a_no_op_for_a_command_without_job_control() {
+    for step in environment_steps() {
+        let host = common::HostState::now();
+        // Echo off, so that only cat shows what is typed; keys only once cat runs.
+        let args = "run sh -c 'stty -echo; echo RE\"\"ADY; exec cat'";
+        let mut cat = Terminal::start(on_the_hosts_terminal(&step, args));
+        cat.expect("READY");
+        cat.type_keys("one\n");
+        cat.expect("one");
+        cat.type_keys("\x1a"); // Ctrl-Z
+        cat.type_keys("two\n");
+        cat.expect("two"); // cat goes on: it was continued
+        cat.type_keys("\x03"); // Ctrl-C
+        let (status, screen) = cat.wait();
+        assert_eq!(status.code(), Some(130), "{}: {screen}", step.name);
+        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
+        assert!(screen.contains("the caller in the foreground"), "{}: {screen}", step.name);
+        host.assert_unchanged(step.name);
+    }
+}
+
+/// A runtime killed by SIGKILL runs no more code of its own: the container
+/// dies with it (PR_SET_PDEATHSIG), but no one gives the terminal back. The
+/// foreground is then a process group that no longer exists, and the
+/// settings are the container's: an interactive shell repairs both itself
+/// (bash, zsh and fish do for any job killed by a signal), a script is left
+/// in the background, and `stty sane` is the fix (book: Troubleshooting).
+#[test]
+fn a_runtime_killed_by_sigkill_leaves_the_terminal_to_its_caller() {
+    let host = common::HostState::now();
+    let step = STEP4;
+    let mut terminal = Terminal::start(on_the_hosts_terminal(
+        &step,
+        "run sh -c 'stty -echo; echo RE\"\"ADY; sleep 60'",
+    ));
+    terminal.expect("READY");
+    let script = terminal.pid();
+    let children = std::fs::read_to_string(format!("/proc/{script}/task/{script}/children"));
+    let runtime: i32 = children.unwrap().trim().parse().expect("the script's one child");
+    kill(Pid::from_raw(runtime), Signal::SIGKILL).unwrap();
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(137), "{screen}");
+    assert!(!screen.contains("settings as they were"), "{screen}");
+    assert!(!screen.contains("the caller in the foreground"), "{screen}");
+    host.assert_unchanged(step.name);
+}
+
+/// A checkout that itself sits on overlayfs, as in a devcontainer or a Docker build: the
+/// throwaway layer stacks on it. overlayfs stacks two deep at most, so on a checkout two
+/// overlays deep the kernel refuses the layer (EINVAL), and the container gets its rootfs
+/// read-only instead, and says so. In a mount namespace of the test's own, which takes its
+/// mounts with it.
+#[test]
+fn the_layer_on_a_checkout_on_overlayfs_or_read_only_two_deep() {
+    let scratch = common::scratch_dir("overlays");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let script = format!(
+        "set -e; mount --make-rprivate /; cd {dir}; mount -t tmpfs tmpfs .
+         mkdir lower upper1 work1 one upper2 work2 two; cp -a {project}/rootfs/. lower/
+         mount -t overlay overlay -o lowerdir=lower,upperdir=upper1,workdir=work1 one
+         mount -t overlay overlay -o lowerdir=one,upperdir=upper2,workdir=work2 two
+         for rootfs in one two; do
+             {exe} run --rootfs $rootfs sh -c 'echo written >/root/x && cat /root/x' || echo $?
+         done",
+        dir = scratch.display(),
+        project = common::PROJECT,
+        exe = STEP4.exe,
+    );
+    let host = common::HostState::now();
+    let output = common::as_a_learner(Command::new("unshare"))
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    host.assert_unchanged("step4");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    // One overlay deep the layer stacks, and the command writes; two deep, it cannot (1).
+    assert_eq!(stdout, "written\n1\n", "{stderr}");
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert!(
+        errors.len() == 2
+            && errors[0].starts_with("note: overlayfs refused a layer over \"two\" (EINVAL")
+            && errors[1].ends_with("Read-only file system"),
+        "two deep, the rootfs is read-only, and a note says why:\n{stderr}"
+    );
 }

@@ -54,18 +54,31 @@ fn stress_time_is_redacted_but_not_its_verdict() {
     }
 }
 
-/// Kernels built without CONFIG_MAGIC_SYSRQ (this one) have no
-/// /proc/sysrq-trigger; stock Debian and Ubuntu kernels have it, read-only in
-/// the container. Its line goes only when it is read-only.
+/// Kernels differ in which of the paths that step 4 protects they have: this
+/// one has no /proc/sysrq-trigger, /proc/kcore or /proc/scsi, stock Debian and
+/// Ubuntu kernels have them (and a machine with a sound card /proc/asound).
+/// Their lines go only when they are protected: read-only, or masked read-only.
 #[test]
-fn sysrq_trigger_is_redacted_only_when_read_only() {
+fn kernel_optional_paths_are_redacted_only_when_protected() {
     let mounts = snapshot("environment__step4_mounts");
     let sys = mounts.lines().find(|line| line.contains(" on /proc/sys ")).unwrap().to_string();
-    let sysrq = |flags: &str| format!("{sys}\nproc on /proc/sysrq-trigger type proc ({flags})");
-    let read_only = sysrq("ro,nosuid,nodev,noexec,relatime");
-    assert_eq!(redact(&shown(&mounts, &sys, &read_only)), mounts);
-    let writable = sysrq("rw,nosuid,nodev,noexec,relatime");
-    assert_ne!(redact(&shown(&mounts, &sys, &writable)), mounts);
+    let optional = [
+        "proc on /proc/sysrq-trigger type proc",
+        "tmpfs on /proc/kcore type tmpfs",
+        "tmpfs on /proc/scsi type tmpfs",
+        "tmpfs on /proc/asound type tmpfs",
+        "tmpfs on /sys/devices/virtual/powercap type tmpfs",
+    ];
+    for line in optional {
+        let with = |flags: &str| format!("{sys}\n{line} ({flags})");
+        let protected = with("ro,nosuid,nodev,noexec,relatime");
+        assert_eq!(redact(&shown(&mounts, &sys, &protected)), mounts, "{line}");
+        let writable = with("rw,nosuid,nodev,noexec,relatime");
+        assert_ne!(redact(&shown(&mounts, &sys, &writable)), mounts, "{line}");
+    }
+    // A path every kernel has is never redacted, however it is mounted.
+    let keys = mounts.lines().find(|line| line.contains(" on /proc/keys ")).unwrap();
+    assert_ne!(redact(&shown(&mounts, &format!("{keys}\n"), "")), mounts);
     // And /proc/sys itself made writable still fails.
     assert_ne!(redact(&shown(&mounts, &sys, &sys.replace("(ro,", "(rw,"))), mounts);
 }

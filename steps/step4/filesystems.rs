@@ -8,35 +8,42 @@
 //! and a private /tmp.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
 use nix::sys::statvfs::{FsFlags, statvfs};
-use nix::unistd::{chdir, pivot_root};
+use nix::unistd::{chdir, fchdir, pivot_root};
 
 use crate::narrate;
 // ANCHOR_END: head
 
 // ANCHOR: enter_rootfs
-/// Make the rootfs our `/`, and leave nothing of the host's tree behind.
-/// pivot_root(2) wants the new root to be a mount point, so we bind-mount the
-/// directory on itself first (book: chapter 3). Then we pivot as runc does,
-/// with the new root as put_old too: `pivot_root(".", ".")` stacks the old root
-/// on top of the new one, and a lazy unmount of "." takes it away, with all
-/// that is mounted below it. No `oldrootfs/` is needed, so two containers
-/// never share one (book: chapter 4, "the old root goes").
-pub fn enter_rootfs(rootfs: &Path, verbose: bool) -> Result<()> {
-    narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
-        .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
-
-    narrate(verbose, &format!("chdir({rootfs:?})"));
-    chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))?;
+/// Make the rootfs our `/`, and leave nothing of the host's tree behind. The
+/// new root is a throwaway layer over rootfs/, so that the container changes
+/// nothing in it (or, with --writable, rootfs/ itself, bind-mounted on itself
+/// as in step 3: pivot_root(2) wants a mount point). Then we pivot as runc
+/// does, with the new root as put_old too: `pivot_root(".", ".")` stacks the
+/// old root on top of the new one, and a lazy unmount of "." takes it away,
+/// with all that is mounted below it. No `oldrootfs/` is needed, so two
+/// containers never share one (book: chapter 4, "the old root goes").
+pub fn enter_rootfs(rootfs: &Path, writable: bool, verbose: bool) -> Result<()> {
+    if writable {
+        narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+            .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+        narrate(verbose, &format!("chdir({rootfs:?})"));
+        chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))?;
+    } else {
+        enter_a_layer_over(rootfs, verbose)?;
+    }
 
     narrate(verbose, "pivot_root(\".\", \".\")");
     pivot_root(".", ".")
@@ -53,21 +60,74 @@ pub fn enter_rootfs(rootfs: &Path, verbose: bool) -> Result<()> {
 }
 // ANCHOR_END: enter_rootfs
 
+// ANCHOR: enter_a_layer_over
+/// Mount a copy-on-write layer over `rootfs`, as `docker run --rm` gives a
+/// container over its image, and chdir into it. overlayfs shows the rootfs
+/// (its lower layer, never written) through an upper layer in memory, where
+/// every change goes, and is thrown away with the container: each run starts
+/// from the same rootfs/, and no file the container makes, a set-user-ID
+/// program say, is left on the host. The tmpfs for the upper layer goes over
+/// the rootfs's own path, in this mount namespace only; the rootfs stays
+/// reachable through a descriptor opened first. Where overlayfs refuses (it
+/// stacks two deep at most: a checkout in a container's overlay is one), the
+/// rootfs is mounted read-only instead, with the same effect but for writes.
+fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
+    narrate(verbose, &format!("open({rootfs:?}, O_PATH|O_DIRECTORY)"));
+    let path = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let lower =
+        open(rootfs, path, Mode::empty()).wrap_err_with(|| format!("cannot open {rootfs:?}"))?;
+    let here = open(".", path, Mode::empty()).wrap_err("cannot open the current directory")?;
+    mount_fs("tmpfs", &rootfs.to_string_lossy(), MsFlags::empty(), "mode=755", verbose)?;
+    narrate(verbose, &format!("chdir({rootfs:?})"));
+    chdir(rootfs).wrap_err("cannot chdir to the layer's tmpfs")?;
+    for dir in ["upper", "work", "root"] {
+        fs::create_dir(dir).wrap_err_with(|| format!("cannot make {dir} in the layer's tmpfs"))?;
+    }
+    let options =
+        format!("lowerdir=/proc/self/fd/{},upperdir=upper,workdir=work", lower.as_raw_fd());
+    narrate(verbose, &format!("mount(\"overlay\", \"root\", \"overlay\", 0, {options:?})"));
+    match mount(Some("overlay"), "root", Some("overlay"), MsFlags::empty(), Some(options.as_str()))
+    {
+        Ok(()) => {}
+        Err(error @ (Errno::EINVAL | Errno::ENODEV | Errno::EPERM)) => {
+            eprintln!(
+                "note: overlayfs refused a layer over {rootfs:?} ({error}): the container's / \
+                 is read-only instead (book: chapter 4, A throwaway layer)"
+            );
+            fchdir(&here).wrap_err("cannot chdir back")?;
+            umount2(rootfs, MntFlags::MNT_DETACH).wrap_err("cannot unmount the layer's tmpfs")?;
+            narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+                .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+            remount_read_only(rootfs)?;
+            return chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"));
+        }
+        Err(error) => {
+            return Err(error).wrap_err_with(|| format!("cannot mount a layer over {rootfs:?}"));
+        }
+    }
+    narrate(verbose, "chdir(\"root\")");
+    chdir("root").wrap_err("cannot chdir to the layer")
+}
+// ANCHOR_END: enter_a_layer_over
+
 // ANCHOR: mount_filesystems
 /// The filesystems every Linux program expects, made fresh for the container
 /// instead of shared with the host: its own processes in /proc, a read-only
 /// /sys, a /dev with only harmless devices, and a private /tmp. Each is
-/// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts").
+/// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts"). Last,
+/// the parts of /proc and /sys that are the host's are protected.
 pub fn mount_filesystems(verbose: bool) -> Result<()> {
     let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
     mount_fs("proc", "/proc", nosuid | nodev | noexec, "", verbose)?;
-    make_read_only(&HOST_WIDE_PROC, verbose)?;
     mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
     mount_fs("tmpfs", "/dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
     make_devices(verbose)?;
     mount_fs("devpts", "/dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620", verbose)?;
     mount_fs("tmpfs", "/dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
-    mount_fs("tmpfs", "/tmp", nosuid | nodev, "mode=1777", verbose)
+    mount_fs("tmpfs", "/tmp", nosuid | nodev, "mode=1777", verbose)?;
+    protect_host_paths(verbose)
 }
 // ANCHOR_END: mount_filesystems
 
@@ -83,50 +143,96 @@ fn mount_fs(
     fs::create_dir_all(target)
         .wrap_err_with(|| format!("cannot create the mount point {target}"))?;
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    narrate(
-        verbose,
-        &format!("mount({fstype:?}, {target:?}, {fstype:?}, {}, {options:?})", names.join("|")),
-    );
+    let names = if names.is_empty() { "0".to_string() } else { names.join("|") };
+    narrate(verbose, &format!("mount({fstype:?}, {target:?}, {fstype:?}, {names}, {options:?})"));
     mount(Some(fstype), target, Some(fstype), flags, Some(options))
         .wrap_err_with(|| format!("cannot mount {fstype} on {target}"))
 }
 // ANCHOR_END: mount_fs
 
-// ANCHOR: HOST_WIDE_PROC
-/// The parts of the container's /proc that are not the container's but the
-/// whole host's: kernel settings (writing kernel.core_pattern would make the
-/// host's kernel run a program of ours as root), the magic SysRq key, IRQs
-/// and buses. They stay readable; writing them is refused, as docker does.
-const HOST_WIDE_PROC: [&str; 4] = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"];
-// ANCHOR_END: HOST_WIDE_PROC
+// ANCHOR: READ_ONLY
+/// The parts of the container's /proc that are the whole host's, not the
+/// container's: they stay readable, and writing them is refused, as Docker
+/// does. (path, what writing it would do to the host)
+const READ_ONLY: [(&str, &str); 5] = [
+    ("/proc/bus", "reprogram the host's PCI devices"),
+    ("/proc/fs", "change the host's filesystem settings (nfsd, …)"),
+    ("/proc/irq", "move the host's interrupts between its CPUs"),
+    ("/proc/sys", "set the host's kernel settings: kernel.core_pattern runs a program as root"),
+    ("/proc/sysrq-trigger", "press the host's magic SysRq key: reboot it, crash it"),
+];
+// ANCHOR_END: READ_ONLY
 
-// ANCHOR: make_read_only
-/// Make each path that exists read-only: bind-mount it on itself, then
-/// remount that bind mount read-only (a bind mount takes its flags only then).
-/// A remount sets all the flags anew: those the mount has (for /proc, nosuid,
-/// nodev and noexec) must be given again, or they are lost, so we ask
-/// statvfs(3) for them, as runc does. Kernels differ in which of the paths
-/// they have (sysrq-trigger is a build option): the narration names the
-/// list, so that it reads the same on all.
-fn make_read_only(paths: &[&str], verbose: bool) -> Result<()> {
-    narrate(verbose, &format!("for each PATH of {paths:?} that this kernel has:"));
-    narrate(verbose, "    mount(PATH, PATH, NULL, MS_BIND|MS_REC, NULL)");
-    narrate(
-        verbose,
-        "    mount(NULL, PATH, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|its own flags, NULL)",
-    );
-    for path in paths.iter().filter(|path| Path::new(path).exists()) {
-        mount(Some(*path), *path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .wrap_err_with(|| format!("cannot bind-mount {path} on itself"))?;
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | own_flags(path)?;
-        mount(None::<&str>, *path, None::<&str>, flags, None::<&str>)
-            .wrap_err_with(|| format!("cannot make {path} read-only"))?;
+// ANCHOR: MASKED
+/// What the container may not even read: the host's, and no program's
+/// business. Each is hidden, as Docker hides them, behind an empty read-only
+/// tmpfs for a directory, or /dev/null for a file. (path, what it shows or does)
+const MASKED: [(&str, &str); 11] = [
+    ("/proc/acpi", "the host's power management, some of it writable"),
+    ("/proc/asound", "the host's sound cards"),
+    ("/proc/kcore", "the host's memory, as a core file"),
+    ("/proc/keys", "the kernel's keyrings, every user's on the host"),
+    ("/proc/latency_stats", "what the host's processes wait for"),
+    ("/proc/timer_list", "the host's timers, and the processes behind them"),
+    ("/proc/timer_stats", "the same, on old kernels"),
+    ("/proc/sched_debug", "every process on the host, as the scheduler sees it"),
+    ("/proc/scsi", "the host's disks: a write to /proc/scsi/scsi detaches one"),
+    ("/sys/firmware", "the host's firmware: ACPI tables, EFI variables"),
+    ("/sys/devices/virtual/powercap", "the host's power use, which betrays what it computes"),
+];
+// ANCHOR_END: MASKED
+
+// ANCHOR: protect_host_paths
+/// Make READ_ONLY read-only and hide MASKED. Kernels differ in which of them
+/// they have (sysrq-trigger and kcore are build options): each that is missing
+/// has nothing to protect, and the narration names every one, with why, so
+/// that it reads the same on every kernel.
+fn protect_host_paths(verbose: bool) -> Result<()> {
+    for (path, why) in READ_ONLY {
+        narrate(verbose, &format!("read-only {path}, if this kernel has it: else we could {why}"));
+        if Path::new(path).exists() {
+            make_read_only(path)?;
+        }
+    }
+    for (path, what) in MASKED {
+        narrate(verbose, &format!("mask {path}, if this kernel has it: {what}"));
+        let path = Path::new(path);
+        if path.is_dir() {
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("mode=755"))
+                .wrap_err_with(|| format!("cannot hide {path:?}"))?;
+        } else if path.exists() {
+            mount(Some("/dev/null"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .wrap_err_with(|| format!("cannot hide {path:?}"))?;
+            remount_read_only(path)?;
+        }
     }
     Ok(())
 }
+// ANCHOR_END: protect_host_paths
+
+// ANCHOR: make_read_only
+/// Make `path` read-only: bind-mount it on itself, then remount that bind
+/// mount read-only (a bind mount takes its flags only then). A remount sets all
+/// the flags anew: those the mount has (for /proc, nosuid, nodev and noexec)
+/// must be given again, or they are lost, so we ask statvfs(3) for them, as
+/// runc does.
+fn make_read_only(path: &str) -> Result<()> {
+    mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .wrap_err_with(|| format!("cannot bind-mount {path:?} on itself"))?;
+    remount_read_only(Path::new(path))
+}
+
+/// Remount the bind mount at `path` read-only, with its own flags.
+fn remount_read_only(path: &Path) -> Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | own_flags(path)?;
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+        .wrap_err_with(|| format!("cannot make {path:?} read-only"))
+}
 
 /// The nosuid, nodev and noexec flags of the mount that `path` is on.
-fn own_flags(path: &str) -> Result<MsFlags> {
+fn own_flags(path: &Path) -> Result<MsFlags> {
     let flags = statvfs(path).wrap_err_with(|| format!("statvfs({path:?}) failed"))?.flags();
     let mut own = MsFlags::empty();
     own.set(MsFlags::MS_NOSUID, flags.contains(FsFlags::ST_NOSUID));

@@ -5,13 +5,15 @@
 //! - `init.rs`: our own init is PID 1; it reaps orphans and passes signals on;
 //! - `filesystems.rs`: the host's old root gone, fresh /proc, /sys, /dev, /tmp;
 //! - `privileges.rs`: the command's own user, fewer capabilities,
-//!   no_new_privs and resource limits.
+//!   no_new_privs and resource limits;
+//! - `seccomp.rs`: the system calls Docker refuses, refused.
 //!
 //! This file keeps the plan: `parent` and `child` call them in order.
 
 mod filesystems;
 mod init;
 mod privileges;
+mod seccomp;
 
 // ANCHOR: use
 use std::ffi::CString;
@@ -78,6 +80,10 @@ struct Container {
     #[arg(long, default_value = "rootfs")]
     rootfs: PathBuf,
 
+    /// Write to rootfs/ itself, as step 3 does [default: to a layer thrown away after]
+    #[arg(long)]
+    writable: bool,
+
     /// Run the command as this user: NAME or UID, then :GROUP or :GID if you like
     #[arg(long, default_value = "root")]
     user: String,
@@ -124,7 +130,12 @@ fn main() -> ExitCode {
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
     let signals = init::block_signals()?;
+    // Dropped on every way out of here, it gives the terminal back as it was.
+    let terminal = init::Terminal::take();
     let child = start_child(container)?;
+    if let Some(terminal) = &terminal {
+        terminal.give_to(child, container.verbose)?;
+    }
     let status = init::supervise(child, &signals, container.verbose)?;
     Ok(ExitCode::from(exit_code(status)))
 }
@@ -151,7 +162,9 @@ fn start_child(container: &Container) -> Result<Pid> {
     let child = unsafe {
         clone(
             Box::new(|| {
-                if let Err(report) = init::die_with_runtime(&alive, &runtime, verbose) {
+                let made = init::die_with_runtime(&alive, &runtime, verbose)
+                    .and_then(|()| init::own_process_group(verbose));
+                if let Err(report) = made {
                     eprintln!("Error: {report:?}");
                     return 1;
                 }
@@ -193,11 +206,12 @@ fn namespaces() -> CloneFlags {
 /// on as its init until it ends.
 fn child(container: &Container) -> Result<ExitCode> {
     let verbose = container.verbose;
+    init::close_inherited_files(verbose)?;
     let signals = init::block_signals()?;
     make_mounts_private(verbose)?;
     let hostname = set_hostname(container)?;
     bring_up_loopback(verbose)?;
-    filesystems::enter_rootfs(&container.rootfs, verbose)?;
+    filesystems::enter_rootfs(&container.rootfs, container.writable, verbose)?;
     filesystems::mount_filesystems(verbose)?;
     let user = privileges::find_user(&container.user)?;
 
@@ -219,6 +233,7 @@ fn restrict_and_exec(
 ) -> Result<u8> {
     signals.thread_unblock().wrap_err("cannot unblock signals")?; // the command's own to handle
     privileges::restrict(user, &container.ulimits, container.verbose)?;
+    seccomp::refuse_system_calls(container.verbose)?;
 
     let command = &container.command;
     narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));

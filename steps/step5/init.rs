@@ -5,8 +5,12 @@
 //! and none of the code for them. Now our own program stays PID 1, as tini and
 //! `docker run --init` do: it starts the command as PID 2, reaps every process
 //! that ends, and passes signals on. The runtime on the host runs the same loop
-//! for its one child, and the container dies with the runtime.
+//! for its one child, and the container dies with the runtime. The container
+//! has a process group of its own, which the runtime makes the terminal's
+//! foreground while it runs and gives back after: a signal sent from inside
+//! reaches only the container.
 
+use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
@@ -15,8 +19,9 @@ use nix::libc;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::SignalFd;
+use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, close, fork, read};
+use nix::unistd::{ForkResult, Pid, close, fork, getpgrp, read, setpgid, tcgetpgrp, tcsetpgrp};
 
 use crate::narrate;
 // ANCHOR_END: head
@@ -56,13 +61,22 @@ pub fn supervise(pid: Pid, signals: &SigSet, verbose: bool) -> Result<WaitStatus
     loop {
         // Reap all that have ended: one SIGCHLD may stand for several.
         loop {
-            let status = waitpid(None, Some(WaitPidFlag::WNOHANG)).wrap_err("waitpid failed")?;
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED;
+            let status = waitpid(None, Some(flags)).wrap_err("waitpid failed")?;
             if status == WaitStatus::StillAlive {
                 break;
             }
-            narrate(verbose, &format!("waitpid(-1, WNOHANG) = {status:?}"));
-            if status.pid() == Some(pid) {
-                return Ok(status);
+            narrate(verbose, &format!("waitpid(-1, WNOHANG|WUNTRACED) = {status:?}"));
+            match status {
+                // Ctrl-Z stopped `pid`: only a shell can give the terminal back to
+                // anything, and the shell in the container handles its own jobs. So a
+                // command stopped from the terminal goes on at once (book: chapter 4).
+                WaitStatus::Stopped(stopped, _) if stopped == pid => {
+                    narrate(verbose, &format!("kill({pid}, SIGCONT)"));
+                    let _ = kill(pid, Signal::SIGCONT);
+                }
+                _ if status.pid() == Some(pid) => return Ok(status),
+                _ => {}
             }
         }
         let Some(info) = queue.read_signal().wrap_err("cannot read a signal")? else { continue };
@@ -118,3 +132,89 @@ pub fn die_with_runtime(alive: &OwnedFd, runtime: &OwnedFd, verbose: bool) -> Re
     }
 }
 // ANCHOR_END: die_with_runtime
+
+// ANCHOR: close_inherited_files
+/// A process inherits every open file of its parent, and so our init inherits
+/// the caller's: a directory the caller opened (`exec 7</tmp`) would be the
+/// host's /tmp in the container, at /proc/self/fd/7. Init closes every
+/// descriptor above 2 before anything else, as runc closes them
+/// (CVE-2024-21626 came through one it missed): the command, which init forks,
+/// then has none either.
+pub fn close_inherited_files(verbose: bool) -> Result<()> {
+    narrate(verbose, "close_range(3, ~0U, 0)");
+    // SAFETY: close_range takes plain numbers, and closes only our own descriptors,
+    // of which the program holds none yet.
+    let closed =
+        Errno::result(unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) });
+    match closed {
+        Ok(_) => Ok(()),
+        // Before Linux 5.9: close each, as /proc/self/fd lists them.
+        Err(Errno::ENOSYS) => {
+            let open = std::fs::read_dir("/proc/self/fd").wrap_err("cannot list /proc/self/fd")?;
+            let fds: Vec<i32> =
+                open.flatten().filter_map(|fd| fd.file_name().to_str()?.parse().ok()).collect();
+            for fd in fds.into_iter().filter(|&fd| fd > 2) {
+                let _ = close(fd); // read_dir's own is closed already: EBADF
+            }
+            Ok(())
+        }
+        Err(error) => Err(error).wrap_err("cannot close the inherited file descriptors"),
+    }
+}
+// ANCHOR_END: close_inherited_files
+
+// ANCHOR: own_process_group
+/// In the new process, too: leave the caller's process group for one of our
+/// own. A process group is what kill(0) signals, and what a terminal's Ctrl-C
+/// is sent to: the caller's group holds the shell or script that started us,
+/// which a `kill -KILL 0` in the container would otherwise kill.
+pub fn own_process_group(verbose: bool) -> Result<()> {
+    narrate(verbose, "setpgid(0, 0)");
+    setpgid(Pid::from_raw(0), Pid::from_raw(0)).wrap_err("cannot make a process group")
+}
+// ANCHOR_END: own_process_group
+
+// ANCHOR: Terminal
+/// The terminal we were started on, while the container has it: its settings
+/// and foreground process group as they were, to give back on every way out.
+pub struct Terminal {
+    settings: Termios,
+    foreground: Pid,
+}
+
+impl Terminal {
+    /// The terminal on stdin, if we are its foreground (a shell's job that
+    /// runs in the background must leave it alone); its settings are saved.
+    pub fn take() -> Option<Terminal> {
+        let stdin = io::stdin();
+        if !stdin.is_terminal() || tcgetpgrp(&stdin).ok()? != getpgrp() {
+            return None;
+        }
+        Some(Terminal { settings: tcgetattr(&stdin).ok()?, foreground: getpgrp() })
+    }
+
+    /// Make the container's process group, `child`'s, the foreground: Ctrl-C,
+    /// Ctrl-Z and the job control of a shell in the container go to it.
+    pub fn give_to(&self, child: Pid, verbose: bool) -> Result<()> {
+        // The child makes its group itself; whichever of us comes first makes it.
+        let _ = setpgid(child, child);
+        narrate(verbose, &format!("tcsetpgrp(0, {child})"));
+        tcsetpgrp(io::stdin(), child).wrap_err("cannot give the terminal to the container")
+    }
+}
+
+/// Give the terminal back as it was: its settings, which a program in the
+/// container may have changed, and our process group as its foreground.
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        // We are in the background now, and the kernel stops a background
+        // process that changes its terminal (SIGTTOU) unless it blocks that.
+        let mut ttou = SigSet::empty();
+        ttou.add(Signal::SIGTTOU);
+        let _ = ttou.thread_block();
+        let _ = tcsetpgrp(io::stdin(), self.foreground);
+        let _ = tcsetattr(io::stdin(), SetArg::TCSADRAIN, &self.settings);
+        let _ = ttou.thread_unblock();
+    }
+}
+// ANCHOR_END: Terminal

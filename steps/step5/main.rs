@@ -12,6 +12,7 @@ mod filesystems;
 mod init;
 mod limits;
 mod privileges;
+mod seccomp;
 
 // ANCHOR: use
 use std::ffi::CString;
@@ -80,6 +81,10 @@ struct Container {
     #[arg(long, default_value = "rootfs")]
     rootfs: PathBuf,
 
+    /// Write to rootfs/ itself, as step 3 does [default: to a layer thrown away after]
+    #[arg(long)]
+    writable: bool,
+
     /// Run the command as this user: NAME or UID, then :GROUP or :GID if you like
     #[arg(long, default_value = "root")]
     user: String,
@@ -147,7 +152,12 @@ fn parent(container: &Container) -> Result<ExitCode> {
     // Dropped on every way out of here, errors included, it removes the cgroup.
     let mut cgroup =
         Cgroup::create(&limits, container.cgroup_parent.as_deref(), container.verbose)?;
+    // Dropped on every way out of here, it gives the terminal back as it was.
+    let terminal = init::Terminal::take();
     let child = start_child(container, &cgroup)?;
+    if let Some(terminal) = &terminal {
+        terminal.give_to(child, container.verbose)?;
+    }
     let status = init::supervise(child, &signals, container.verbose).inspect_err(|_| {
         // The cgroup goes only once the container is gone. Our child is not reaped yet, so
         // its PID cannot be another's: SIGKILL it, and the kernel ends its PID namespace.
@@ -185,7 +195,9 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
     let child = unsafe {
         clone(
             Box::new(|| {
-                if let Err(report) = init::die_with_runtime(&alive, &runtime, verbose) {
+                let made = init::die_with_runtime(&alive, &runtime, verbose)
+                    .and_then(|()| init::own_process_group(verbose));
+                if let Err(report) = made {
                     eprintln!("Error: {report:?}");
                     return 1;
                 }
@@ -233,11 +245,12 @@ fn namespaces() -> CloneFlags {
 /// on as its init until it ends.
 fn child(container: &Container) -> Result<ExitCode> {
     let verbose = container.verbose;
+    init::close_inherited_files(verbose)?;
     let signals = init::block_signals()?;
     make_mounts_private(verbose)?;
     let hostname = set_hostname(container)?;
     bring_up_loopback(verbose)?;
-    filesystems::enter_rootfs(&container.rootfs, verbose)?;
+    filesystems::enter_rootfs(&container.rootfs, container.writable, verbose)?;
     filesystems::mount_filesystems(verbose)?;
     let user = privileges::find_user(&container.user)?;
 
@@ -259,6 +272,7 @@ fn restrict_and_exec(
 ) -> Result<u8> {
     signals.thread_unblock().wrap_err("cannot unblock signals")?; // the command's own to handle
     privileges::restrict(user, &container.ulimits, container.verbose)?;
+    seccomp::refuse_system_calls(container.verbose)?;
 
     let command = &container.command;
     narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));

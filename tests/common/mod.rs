@@ -150,6 +150,41 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("byoc-{name}-{}", std::process::id()))
 }
 
+/// A copy of rootfs/ with `attacks` (tests/tools/attacks.rs, built statically) in
+/// /usr/local/bin: the rootfs that tests/attacks.rs and the workshop's stage 4.6 run an
+/// untrusted program in, as the path they give to --rootfs, relative to the project. Made
+/// once, and again when rootfs/ or the program's source is newer than the copy.
+pub fn attack_rootfs() -> &'static str {
+    static MADE: Once = Once::new();
+    MADE.call_once(|| {
+        require_rootfs();
+        let project = Path::new(PROJECT);
+        let rootfs = project.join("target/attack-rootfs");
+        let source = project.join("tests/tools/attacks.rs");
+        let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+        let built = modified(&rootfs.join("usr/local/bin/attacks"));
+        let sources = [modified(&source), modified(&project.join("rootfs/bin/busybox"))];
+        if built.is_some() && sources.iter().all(|source| *source <= built) {
+            return;
+        }
+        // Made beside it, then moved in place: another test process may be reading it.
+        let new = project.join(format!("target/attack-rootfs.{}", std::process::id()));
+        let copied = Command::new("cp").arg("-a").arg(project.join("rootfs")).arg(&new).status();
+        assert!(copied.unwrap().success(), "cannot copy rootfs/");
+        fs::create_dir_all(new.join("usr/local/bin")).unwrap();
+        let built = Command::new("rustc")
+            .args(["--edition", "2024", "-O", "-C", "target-feature=+crt-static", "-o"])
+            .arg(new.join("usr/local/bin/attacks"))
+            .arg(&source)
+            .status()
+            .expect("rustc, to build tests/tools/attacks.rs");
+        assert!(built.success(), "tests/tools/attacks.rs does not build");
+        let _ = fs::remove_dir_all(&rootfs);
+        fs::rename(&new, &rootfs).unwrap();
+    });
+    "target/attack-rootfs"
+}
+
 /// What varies from run to run, or from kernel to kernel, and nothing else:
 /// each match is replaced before a transcript is compared with its snapshot.
 /// `tests/redactions.rs` shows, for each, that it hides only what varies and
@@ -165,9 +200,14 @@ pub const REDACTIONS: [(&str, &str); 7] = [
     (r"\b[0-9a-f]{12}\b", "[RANDOM-ID]"),
     // stress's wall time, which it rounds to whole seconds: 0s or 1s by chance.
     (r"(successful|failed) run completed in \d+s", "$1 run completed in [N]s"),
-    // A file that only some kernels have (CONFIG_MAGIC_SYSRQ), in the
-    // container's mount table: its line goes, but only when it is read-only.
-    (r"(?m)^proc on /proc/sysrq-trigger type proc \(ro,[^)\n]*\)\n", ""),
+    // The /proc and /sys paths that only some kernels have (sysrq-trigger,
+    // kcore, scsi: build options; asound, powercap: drivers), made read-only or
+    // masked, in the container's mount table: a line goes, but only when its
+    // path is protected (read-only), so that an unprotected one still shows.
+    (
+        r"(?m)^\w+ on /(proc/(sysrq-trigger|kcore|scsi|asound|latency_stats|timer_stats|sched_debug)|sys/devices/virtual/powercap) type \w+ \(ro,[^)\n]*\)\n",
+        "",
+    ),
     // Whether tmpfs numbers its files with 64 bits unless told (CONFIG_TMPFS_INODE64):
     // stock Debian kernels say `inode64` in the mount's options, others say nothing.
     (r"(?m)^(tmpfs on [^\n]*),inode64\)$", "$1)"),

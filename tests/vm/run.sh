@@ -70,6 +70,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,opt/byoc/bin,opt/byoc/rootfs}
 cp "$busybox" "$stage/bin/busybox"
 cp "$here/init" "$stage/init"
+cp "$CACHE/overlay.ko" "$stage/opt/byoc/overlay.ko"
 chmod 0755 "$stage/init"
 cp "$test_script" "$stage/opt/byoc/tests.sh"
 cp -a "$rootfs_dir/." "$stage/opt/byoc/rootfs/"

@@ -102,7 +102,7 @@ install_qemu() {
         die "could not install qemu-system-x86 (see apt's message above)"
 }
 
-kernel_cached() { [ -L "$CACHE/vmlinuz" ] && [ -f "$CACHE/SHA256SUMS" ]; }
+kernel_cached() { [ -L "$CACHE/vmlinuz" ] && [ -f "$CACHE/overlay.ko" ] && [ -f "$CACHE/SHA256SUMS" ]; }
 
 # Before installing anything: the kernel must come from somewhere. Debian's archive has it; an
 # Ubuntu (or other) archive has no linux-image-cloud-amd64, and we would rather say so now.
@@ -130,7 +130,7 @@ if kernel_cached; then
         exit 0 # warm path: everything present and verified
     fi
     say "cached kernel in $CACHE failed its sha256 check; fetching it again"
-    rm -f "$CACHE"/vmlinuz* "$CACHE/SHA256SUMS" "$CACHE/kernel.txt"
+    rm -f "$CACHE"/vmlinuz* "$CACHE/overlay.ko" "$CACHE/SHA256SUMS" "$CACHE/kernel.txt"
 fi
 
 apt_has_lists "$KERNEL_META" || apt_update
@@ -159,20 +159,25 @@ fi
 deb="$(ls "$tmp"/*.deb)"
 version="$(dpkg-deb -f "$deb" Version)"
 
-# Extract only boot/vmlinuz-* (14 MB of the 27 MB package; the rest is modules we do not use).
+# Extract only boot/vmlinuz-* (14 MB of the 27 MB package) and the one module the tests load,
+# overlayfs (a stock Debian loads it when step 4 first mounts one; the VM has no modprobe).
 mkdir "$tmp/x"
-dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*'
+dpkg-deb --fsys-tarfile "$deb" |
+    tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/fs/overlayfs/overlay.ko'
 kernels=("$tmp"/x/boot/vmlinuz-*)
 [ -s "${kernels[0]}" ] || die "$pkg has no boot/vmlinuz-*"
 vmlinuz="${kernels[0]##*/}"
+overlay=$(cd "$tmp/x" && echo lib/modules/*/kernel/fs/overlayfs/overlay.ko)
+[ -s "$tmp/x/$overlay" ] || die "$pkg has no overlay.ko"
 
 # Tie the extracted file to the apt-verified package: compare with the package's md5sums.
 dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$tmp" ./md5sums
-(cd "$tmp/x" && grep " boot/$vmlinuz\$" "$tmp/md5sums" | md5sum --quiet -c -) ||
-    die "boot/$vmlinuz does not match $pkg's md5sums"
+(cd "$tmp/x" && grep -e " boot/$vmlinuz\$" -e " $overlay\$" "$tmp/md5sums" | md5sum --quiet -c -) ||
+    die "boot/$vmlinuz or $overlay does not match $pkg's md5sums"
 
 mv "$tmp/x/boot/$vmlinuz" "$CACHE/$vmlinuz"
+mv "$tmp/x/$overlay" "$CACHE/overlay.ko"
 ln -sfn "$vmlinuz" "$CACHE/vmlinuz"
-(cd "$CACHE" && sha256sum "$vmlinuz" >SHA256SUMS)
+(cd "$CACHE" && sha256sum "$vmlinuz" overlay.ko >SHA256SUMS)
 printf '%s %s %s\n' "$pkg" "$version" "$vmlinuz" >"$CACHE/kernel.txt"
 say "cached $pkg $version: $CACHE/$vmlinuz ($(du -h "$CACHE/$vmlinuz" | cut -f1))"

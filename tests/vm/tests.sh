@@ -331,6 +331,26 @@ sixteen_at_once_beside_a_long_running_one() {
     [ "$failed" = 0 ] && grep -q '^/bin/sh$' /tmp/long.out
 }
 
+# Docker's masked and read-only paths, on a kernel that has two that the host's lacks,
+# /proc/kcore and /proc/sysrq-trigger. (/proc/scsi needs CONFIG_SCSI_PROC_FS, which neither
+# Debian 12 kernel sets: its mask is the code that masks /proc/acpi.) A control file is only
+# opened for writing, never written to: that the open fails is the proof. (In a subshell: a
+# redirection that fails on `:`, a special builtin, ends the shell.)
+host_controls_are_hidden_or_read_only() {
+    for path in /proc/kcore /proc/sysrq-trigger; do
+        [ -e "$path" ] || { echo "this kernel has no $path" && return 1; }
+    done
+    opened=$(step3 run sh -c ': >>/oldrootfs/proc/sysrq-trigger && head -c 1 /oldrootfs/proc/kcore | wc -c' 2>&1)
+    echo "step 3: $opened"
+    [ "$opened" = 1 ] || return 1
+    for n in 4 5; do
+        refused=$(step$n run sh -c 'wc -c </proc/kcore
+            (: >>/proc/sysrq-trigger) 2>/dev/null || echo sysrq-trigger refused' 2>&1)
+        echo "step $n:" $refused
+        [ "$(echo $refused)" = "0 sysrq-trigger refused" ] || return 1
+    done
+}
+
 # Every transcript that the book shows (data/transcripts.list: NAME, a tab, the command as the
 # book shows it), run here as a learner on this stock Debian kernel would. Each goes back to the
 # host as `BYOC-TRANSCRIPT NAME BASE64` lines; the host compares them with the snapshots.
@@ -364,6 +384,17 @@ check "the tests run in a non-root cgroup that holds other processes" cgroup_is_
 check "that cgroup has memory.max, pids.max and cpu.max" controllers_available_here
 check "enabling +memory in its subtree_control fails with EBUSY" subtree_control_is_ebusy
 check "the container rootfs is there" test -x rootfs/bin/busybox -a -x rootfs/usr/bin/stress
+
+# ---------------------------------------------------------------- step 4: the throwaway layer
+# The VM has no modprobe: until we load overlayfs, it is a kernel without it.
+expect --status 1 --match '^note: overlayfs refused a layer over "rootfs" \(ENODEV' \
+    --match 'Read-only file system' \
+    "step 4 without overlayfs: the rootfs read-only, and a note that says why" \
+    timeout 30 step4 run touch /root/x
+check "overlayfs loaded, as a stock Debian loads it at the first overlay mount" insmod overlay.ko
+expect --match '^written$' "step 4 with overlayfs: the command writes, to a throwaway layer" \
+    timeout 30 step4 run sh -c 'echo written >/root/x && cat /root/x'
+check "... and rootfs/ is as it was" test ! -e rootfs/root/x
 
 # ---------------------------------------------------------------- mounts: steps 2 to 5
 # Each step's container has its own mount namespace, made private before it mounts anything:
@@ -411,6 +442,10 @@ check "step 5: 16 runs at once, twice: /byoc made and removed by whoever comes f
     sixteen_at_once_twice
 check "step 5: 16 runs at once beside a long-running one, all in /byoc/byoc-PID, none fails" \
     sixteen_at_once_beside_a_long_running_one
+
+# ---------------------------------------------------------------- steps 4 and 5: hardening
+check "steps 4, 5: kcore hidden, sysrq-trigger read-only (step 3 reads one, opens the other)" \
+    host_controls_are_hidden_or_read_only
 
 # ---------------------------------------------------------------- the book's transcripts
 expect --show --match '^ran [0-9]+ transcripts$' "the book's transcripts, run on this kernel" \

@@ -99,6 +99,24 @@ pub const STAGES: &[Stage] = &[
         check: fewer_privileges,
     },
     Stage {
+        id: "4.4",
+        name: "nothing of the caller's: its files, its process group",
+        read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
+        check: nothing_of_the_callers,
+    },
+    Stage {
+        id: "4.5",
+        name: "the host's paths hidden, rootfs/ never written",
+        read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
+        check: host_paths_and_layer,
+    },
+    Stage {
+        id: "4.6",
+        name: "the system calls Docker refuses, refused",
+        read: "chapter 4, Part 4: System calls",
+        check: system_calls_refused,
+    },
+    Stage {
         id: "5.1",
         name: "a cgroup with the limits",
         read: "chapter 5, Move 1: make, and Move 2: limit",
@@ -454,6 +472,65 @@ fn fewer_privileges(program: &Path) -> Result<(), Failure> {
         ran.output() == "1024\n",
         "1024 open files at most",
         "set the default rlimits: nofile=1024:4096",
+    )
+}
+
+fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
+    // The safety net keeps its report open as its fd 3: the program inherits it.
+    let ran = run(program, &["run", "sh", "-c", "ls /proc/$$/fd | tr '\\n' ' '"])?;
+    ran.expect(
+        ran.output() == "0 1 2 ",
+        "0 1 2: the command's own descriptors, none of the caller's (the net's is 3)",
+        "init must close every descriptor above 2 before anything else, with close_range(2)",
+    )?;
+    let ran = run(program, &["run", "sh", "-c", "cut -d' ' -f5 /proc/$$/stat"])?;
+    ran.expect(
+        ran.output() == "1\n",
+        "1: the command is in init's process group, the container's own",
+        "0 means a process group outside the container, the caller's, which kill(0) in the \
+         container would signal whole: the new process must setpgid(0, 0) first",
+    )
+}
+
+fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
+    let script = "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l";
+    let ran = run(program, &["run", "sh", "-c", script])?;
+    ran.expect(
+        ran.output() == "0\n0\n",
+        "0 and 0: /proc/timer_list and /sys/firmware hidden, empty",
+        "hide each of MASKED that exists: a read-only tmpfs on a directory, /dev/null on a file",
+    )?;
+    let name = format!("stage-4-5-{}", std::process::id());
+    let host_copy = Path::new(common::PROJECT).join("rootfs/root").join(&name);
+    let script = format!("echo written > /root/{name} && cat /root/{name}");
+    let ran = run(program, &["run", "sh", "-c", &script])?;
+    let written_on_the_host = fs::remove_file(&host_copy).is_ok();
+    ran.expect(
+        ran.outcome.status == 0 && ran.output() == "written\n" && !written_on_the_host,
+        &format!("written: the file made in the container, and none in rootfs/root/{name}"),
+        "the container must write to a layer over rootfs/, never to rootfs/ itself: \
+         overlayfs with the rootfs as its lower layer and a tmpfs for its upper one",
+    )
+}
+
+fn system_calls_refused(program: &Path) -> Result<(), Failure> {
+    let rootfs = common::attack_rootfs();
+    let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "syscalls"])?;
+    let refused = |line: &str| {
+        let expected = if line.starts_with("clone3:") { ": ENOSYS" } else { ": EPERM" };
+        line.ends_with(expected)
+    };
+    ran.expect(
+        ran.output().lines().count() == 12 && ran.output().lines().all(refused),
+        "each call refused: EPERM, and ENOSYS for clone3",
+        "install a filter that refuses every call but Docker's with EPERM, then one that \
+         answers clone3 ENOSYS: glibc then falls back to clone, whose flags a filter can see",
+    )?;
+    let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "thread"])?;
+    ran.expect(
+        ran.output() == "a thread ran\n",
+        "a thread ran: programs with threads still work",
+        "clone3 must fail with ENOSYS, not EPERM, for glibc to start threads with clone",
     )
 }
 

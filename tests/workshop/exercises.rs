@@ -92,9 +92,10 @@ pub const PIECES: &[Piece] = &[
         stage: "4.1",
         file: "init.rs",
         function: "supervise",
-        todo: "reap every child that ends with waitpid(-1, WNOHANG), return pid's status, and \
-               pass the signals read from a signalfd on to pid, but SIGCHLD and those from the \
-               kernel (chapter 4, Part 1: PID 1 and signals)",
+        todo: "reap every child that ends with waitpid(-1, WNOHANG | WUNTRACED), return pid's \
+               status (or SIGCONT it, if Ctrl-Z stopped it), and pass the signals read from a \
+               signalfd on to pid, but SIGCHLD and those from the kernel \
+               (chapter 4, Part 1: PID 1 and signals)",
     },
     Piece {
         stage: "4.1",
@@ -115,23 +116,24 @@ pub const PIECES: &[Piece] = &[
         stage: "4.2",
         file: "filesystems.rs",
         function: "enter_rootfs",
-        todo: "bind-mount the rootfs on itself, chdir into it, pivot_root(\".\", \".\"), \
-               umount2(\".\", MNT_DETACH), chdir(\"/\") (chapter 4, Part 2: The old root goes)",
+        todo: "with --writable, bind-mount the rootfs on itself and chdir into it, else \
+               enter_a_layer_over it; then pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), \
+               chdir(\"/\") (chapter 4, Part 2: The old root goes)",
     },
     Piece {
         stage: "4.2",
         file: "filesystems.rs",
         function: "mount_filesystems",
-        todo: "mount /proc, the read-only parts of /proc, a read-only /sys, /dev with its \
-               devices, /dev/pts, /dev/shm and /tmp, each with its flags \
+        todo: "mount /proc, a read-only /sys, /dev with its devices, /dev/pts, /dev/shm and \
+               /tmp, each with its flags, then protect_host_paths \
                (chapter 4, Part 2: The filesystems the container sees)",
     },
     Piece {
         stage: "4.2",
         file: "filesystems.rs",
         function: "make_read_only",
-        todo: "bind-mount each path that exists on itself, then remount it MS_RDONLY with its \
-               own flags (chapter 4, Part 2: The host-wide parts of /proc)",
+        todo: "bind-mount the path on itself, then remount it MS_RDONLY with its own flags \
+               (chapter 4, Part 2: The host-wide parts of /proc)",
     },
     Piece {
         stage: "4.2",
@@ -161,6 +163,51 @@ pub const PIECES: &[Piece] = &[
         function: "switch_user",
         todo: "setgroups([]), setgid, then setuid, in that order \
                (chapter 4, Part 3: Who the command runs as)",
+    },
+    Piece {
+        stage: "4.4",
+        file: "init.rs",
+        function: "close_inherited_files",
+        todo: "close every descriptor above 2 with close_range(3, ~0U, 0) (chapter 4, Part 4: \
+               Inherited files)",
+    },
+    Piece {
+        stage: "4.4",
+        file: "init.rs",
+        function: "own_process_group",
+        todo: "setpgid(0, 0): a process group of the container's own \
+               (chapter 4, Part 4: Signals and the terminal)",
+    },
+    Piece {
+        stage: "4.5",
+        file: "filesystems.rs",
+        function: "protect_host_paths",
+        todo: "make_read_only each of READ_ONLY that exists; hide each of MASKED that exists, \
+               under a read-only tmpfs for a directory, under /dev/null bound on it and made \
+               read-only for a file (chapter 4, Part 4: The host's paths)",
+    },
+    Piece {
+        stage: "4.5",
+        file: "filesystems.rs",
+        function: "enter_a_layer_over",
+        todo: "open the rootfs O_PATH, mount a tmpfs on it, make upper, work and root in it, \
+               mount overlay on root with the rootfs as lowerdir (/proc/self/fd/N), chdir into \
+               root (chapter 4, Part 4: A throwaway layer)",
+    },
+    Piece {
+        stage: "4.6",
+        file: "seccomp.rs",
+        function: "docker_profile",
+        todo: "a filter that allows the calls of allowed.rs whatever their arguments, ioctl, \
+               clone, personality and socket only with their conditions, and answers every \
+               other call EPERM (chapter 4, Part 4: System calls)",
+    },
+    Piece {
+        stage: "4.6",
+        file: "seccomp.rs",
+        function: "clone3_unknown",
+        todo: "a filter that answers clone3 ENOSYS, and allows every other call \
+               (chapter 4, Part 4: System calls)",
     },
     Piece {
         stage: "5.1",
@@ -289,8 +336,8 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the host-wide parts of /proc left writable",
         file: "filesystems.rs",
         function: "mount_filesystems",
-        from: "make_read_only(&HOST_WIDE_PROC, verbose)?;",
-        to: "",
+        from: "protect_host_paths(verbose)",
+        to: "Ok(())",
         says: "read-only",
     },
     Mistake {
@@ -301,6 +348,33 @@ pub const MISTAKES: &[Mistake] = &[
         from: "    drop_capabilities(verbose)?;\n    switch_user(user, verbose)?;",
         to: "    switch_user(user, verbose)?;\n    drop_capabilities(verbose)?;",
         says: "before",
+    },
+    Mistake {
+        stage: "4.4",
+        what: "no process group of its own",
+        file: "init.rs",
+        function: "own_process_group",
+        from: "setpgid(Pid::from_raw(0), Pid::from_raw(0))",
+        to: "Ok::<(), Errno>(())",
+        says: "process group",
+    },
+    Mistake {
+        stage: "4.5",
+        what: "the masked files left out",
+        file: "filesystems.rs",
+        function: "protect_host_paths",
+        from: "} else if path.exists() {",
+        to: "} else if false {",
+        says: "MASKED",
+    },
+    Mistake {
+        stage: "4.6",
+        what: "clone3 refused with EPERM, as the other calls",
+        file: "seccomp.rs",
+        function: "refuse_system_calls",
+        from: "install(clone3_unknown()?)",
+        to: "Ok(())",
+        says: "ENOSYS",
     },
     Mistake {
         stage: "5.1",
