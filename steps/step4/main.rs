@@ -353,7 +353,7 @@ fn exit_code(status: WaitStatus) -> u8 {
     match status {
         WaitStatus::Exited(_, code) => code as u8,
         WaitStatus::Signaled(_, signal, _) => 128 + signal as u8,
-        other => unreachable!("waitpid without WUNTRACED reported {other:?}"),
+        other => unreachable!("supervise returns an exit or a death, not {other:?}"),
     }
 }
 // ANCHOR_END: exit_code

@@ -91,7 +91,8 @@ fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
         Ok(()) => {}
         Err(error @ (Errno::EINVAL | Errno::ENODEV | Errno::EPERM)) => {
             eprintln!(
-                "note: overlayfs refused a layer over {rootfs:?} ({error}): its / is read-only"
+                "note: overlayfs refused a layer over {rootfs:?} ({error}): the container's / \
+                 is read-only instead (book: chapter 4, A throwaway layer)"
             );
             fchdir(&here).wrap_err("cannot chdir back")?;
             umount2(rootfs, MntFlags::MNT_DETACH).wrap_err("cannot unmount the layer's tmpfs")?;

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Lines, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -114,21 +114,45 @@ impl Step {
 
     /// Run `command ARGS…` and record what the terminal shows as `$ SHOWN ARGS…`.
     fn run_with(&self, mut command: Command, shown: &str, args: &[&str]) -> Run {
-        let (mut reader, writer) = std::io::pipe().unwrap();
-        let mut child = command
-            .args(args)
-            .stdout(writer.try_clone().unwrap())
-            .stderr(writer)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe));
-        drop(command); // our copies of the pipe's write end, so that we see its end
-        let mut output = String::new();
-        reader.read_to_string(&mut output).unwrap();
-        let status = child.wait().unwrap().code().expect("the runtime exits, it is not killed");
-        let transcript =
-            format!("$ {shown} {}\n{output}[exit status: {status}]", shell_words(args));
-        Run { transcript, output, status }
+        command.args(args);
+        transcript_of(command, &format!("{shown} {}", shell_words(args)))
     }
+}
+
+/// A command line as a learner types it in their shell, such as `sh -c 'just step3 run …;
+/// echo …'`, run as root from the project's directory (each `just stepN` is the step's
+/// binary), and its transcript: for the book's attacks, which need a shell around the step.
+/// Checks that it left the host as it found it.
+pub fn run_line(line: &str) -> Run {
+    let host = HostState::now();
+    let real = STEPS.iter().fold(line.to_string(), |line, step| {
+        line.replace(&format!("just {} ", step.name), &format!("{} ", step.exe))
+    });
+    let mut command = as_a_learner(Command::new("sh"));
+    // A process group of its own, as an interactive shell gives each job.
+    command.args(["-c", &real]).process_group(0);
+    let run = transcript_of(command, line);
+    host.assert_unchanged("a command line");
+    run
+}
+
+/// Run `command`, its output and errors on one pipe as a terminal shows them, and record
+/// `$ SHOWN`, the output, and the exit status.
+fn transcript_of(mut command: Command, shown: &str) -> Run {
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut child = command
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {shown}: {error}"));
+    drop(command); // our copies of the pipe's write end, so that we see its end
+    let mut output = String::new();
+    reader.read_to_string(&mut output).unwrap();
+    // As a shell says it: 128+N for a program that signal N killed.
+    let status = child.wait().unwrap();
+    let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap());
+    let transcript = format!("$ {shown}\n{output}[exit status: {status}]");
+    Run { transcript, output, status }
 }
 
 /// `command` set up as a learner's shell starts a step: from the project's
