@@ -273,6 +273,57 @@ test: rootfs _mdbook && test-vm
 
     book/tools/check.sh
 
+# What each step costs: `run /bin/true` in each step, beside bubblewrap, unshare and crun/runc
+[no-exit-message]
+bench runs="300" results="book/src/costs/results.csv": rootfs
+    #!/usr/bin/env bash
+    set -uo pipefail
+    runs={{ runs }} results={{ results }}
+    for tool in hyperfine bwrap; do
+        command -v "$tool" >/dev/null || { echo "just bench needs $tool: sudo apt-get install hyperfine bubblewrap" >&2; exit 1; }
+    done
+    # Release builds, linked statically as runc and crun are shipped: no dynamic loader at
+    # each of the three execs of a run (the runtime, its child, the command).
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --bins --target "$host" --target-dir target/bench || exit
+    bin=target/bench/$host/release
+    rootfs=$(realpath rootfs)
+    benches=(
+        -n "step 1" "$bin/step1 run /bin/true"
+        -n "step 2" "$bin/step2 run /bin/true"
+        -n "step 3" "$bin/step3 run /bin/true"
+        -n "step 4" "$bin/step4 run /bin/true"
+        -n "step 5" "$bin/step5 run /bin/true"
+        -n "step 5 --memory 100m" "$bin/step5 run --memory 100m /bin/true"
+        -n "bwrap" "bwrap --unshare-all --new-session --die-with-parent --bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
+        -n "unshare" "unshare --mount --uts --ipc --net --pid --fork --root $rootfs /bin/true"
+    )
+    # An OCI runtime, when there is one that can run here: a bundle of the rootfs and its spec.
+    bundle=$(realpath -m target/bench/bundle)
+    for oci in crun runc; do
+        command -v "$oci" >/dev/null || continue
+        rm -rf "$bundle" && mkdir -p "$bundle" && (cd "$bundle" && "$oci" spec) || continue
+        sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"\/bin\/true"/' \
+            -e "s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" "$bundle/config.json"
+        if why=$({{ sudo }} "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
+            benches+=(-n "$oci" "$oci run --bundle $bundle byoc-bench")
+        else
+            echo "$oci: left out, it cannot run here: $why" >&2
+        fi
+    done
+    csv=$(mktemp)
+    {{ sudo }} hyperfine -N --style basic --warmup 50 --runs "$runs" --export-csv "$csv" "${benches[@]}" || exit
+    mkdir -p "$(dirname "$results")"
+    cat "$csv" >"$results"
+    rm -f "$csv"
+    book/tools/chart.sh "$results" >"${results%.csv}.svg"
+    # The two questions of the book: step 4 beside bubblewrap, and what a cgroup adds.
+    awk -F, '{ mean[$1] = $2 * 1000 } END {
+        printf "step 4 / bwrap: %.2fx\n", mean["step 4"] / mean["bwrap"]
+        printf "step 5 --memory 100m - step 4: %+.2f ms\n", mean["step 5 --memory 100m"] - mean["step 4"]
+    }' "$results"
+    echo "results in $results, chart in ${results%.csv}.svg"
+
 # Boot a throwaway pure cgroup-v2 VM, like a systemd laptop, and run tests/vm/tests.sh in it
 test-vm: rootfs
     tests/vm/test-vm.sh

@@ -5,21 +5,20 @@
 //! kernel still answers, and some reach past the container: the keyrings and
 //! the clock are not namespaced, bpf and perf watch the whole machine, and
 //! every call is kernel code that may have a bug. A seccomp filter is a small
-//! program the kernel runs at each system call, before the call itself: ours
-//! lets through the calls of Docker's default profile, and refuses the rest
-//! with EPERM, as if the command lacked a privilege.
+//! program the kernel runs at each system call, before the call itself: it
+//! reads the call's number and arguments, and returns a verdict. Ours allows
+//! the calls of Docker's default profile, and refuses the rest with EPERM, as
+//! if the command lacked a privilege.
 
 mod allowed;
+#[cfg(test)]
+mod tests;
 
-use std::collections::BTreeMap;
-use std::env::consts::ARCH;
+use std::mem::offset_of;
 
 use color_eyre::eyre::{Result, WrapErr};
-use nix::libc;
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
-};
+use nix::errno::Errno;
+use nix::libc::{self, seccomp_data, sock_filter, sock_fprog};
 
 use crate::narrate;
 // ANCHOR_END: head
@@ -59,104 +58,189 @@ const REFUSED: [(&str, &str); 23] = [
 // ANCHOR_END: REFUSED
 
 // ANCHOR: refuse_system_calls
-/// Install the filters, the last restriction of all: a filter binds our own
-/// code too, from its first instruction on, and only a process with
-/// no_new_privs (or CAP_SYS_ADMIN) may install one.
+/// Install the filter, the last restriction of all: it binds our own code
+/// too, from the next instruction on, and only a process with no_new_privs
+/// (or CAP_SYS_ADMIN) may install one. The command inherits it, and so does
+/// every process it starts; no process can ever remove it.
 pub fn refuse_system_calls(verbose: bool) -> Result<()> {
     for (calls, why) in REFUSED {
         narrate(verbose, &format!("seccomp: refuse {calls}: {why}"));
     }
+    let program = docker_profile();
+    let filter = sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
     narrate(verbose, "seccomp(SECCOMP_SET_MODE_FILTER, 0, {Docker's calls: allow, others: EPERM})");
-    install(docker_profile()?)?;
-    narrate(verbose, "seccomp(SECCOMP_SET_MODE_FILTER, 0, {clone3: ENOSYS, others: allow})");
-    install(clone3_unknown()?)
+    // SAFETY: `filter` points to `program`, `len` instructions long, which the
+    // kernel copies before the call returns.
+    let set =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &filter) };
+    Errno::result(set).map(drop).wrap_err("the kernel refused the seccomp filter")
 }
 // ANCHOR_END: refuse_system_calls
 
 // ANCHOR: docker_profile
-/// Docker's calls, allowed: most whatever their arguments, four only for
-/// some. Everything else fails with EPERM. seccompiler checks the
-/// architecture first: a call through another ABI kills the process.
-fn docker_profile() -> Result<SeccompFilter> {
-    use SeccompCmpOp::{Eq, Lt, MaskedEq, Ne};
-    let always = allowed::ALLOWED.into_iter().chain(allowed::ALLOWED_HERE);
-    let always = always.chain(allowed::ALLOWED_NEW);
-    let mut calls: BTreeMap<i64, Vec<SeccompRule>> = always.map(|call| (call, vec![])).collect();
-    // The other four: allowed when one of their rules holds.
-    calls.insert(libc::SYS_ioctl, vec![rule(&[(1, Ne, TIOCSTI), (1, Ne, TIOCLINUX)])?]);
-    calls.insert(libc::SYS_clone, vec![rule(&[(0, MaskedEq(NEW_NAMESPACES), 0)])?]);
-    let personalities = PERSONALITIES.map(|value| rule(&[(0, Eq, value)]));
-    calls.insert(libc::SYS_personality, personalities.into_iter().collect::<Result<_>>()?);
-    let families = SOCKET_FAMILIES.map(|family| rule(&[(0, Eq, family)]));
-    let sockets = [rule(&[(0, Lt, 12)])].into_iter().chain(families);
-    calls.insert(libc::SYS_socket, sockets.collect::<Result<_>>()?);
-    let refuse = SeccompAction::Errno(libc::EPERM as u32);
-    Ok(SeccompFilter::new(calls, refuse, SeccompAction::Allow, ARCH.try_into()?)?)
+/// The filter, instruction by instruction: the machine's architecture, then
+/// the four calls that Docker allows only for some arguments, then clone3,
+/// then every other allowed call, as ranges of numbers. The kernel runs it
+/// from the top; each jump skips forward.
+fn docker_profile() -> Vec<sock_filter> {
+    let mut program = vec![
+        load(offset_of!(seccomp_data, arch)),
+        jump(libc::BPF_JEQ, AUDIT_ARCH, 1, 0),
+        verdict(libc::SECCOMP_RET_KILL_PROCESS), // another ABI: its numbers mean other calls
+        load(offset_of!(seccomp_data, nr)),
+    ];
+    for (call, check) in [
+        (libc::SYS_ioctl, not_a_typing_request()),
+        (libc::SYS_clone, no_new_namespace()),
+        (libc::SYS_personality, one_of(0, &PERSONALITIES)),
+        (libc::SYS_socket, one_of(0, &SOCKET_FAMILIES)),
+    ] {
+        // Not this call: skip its check, which ends in a verdict either way.
+        program.push(jump(libc::BPF_JEQ, call as u32, 0, check.len()));
+        program.extend(check);
+    }
+    // clone3's flags are in memory, where no filter can read them, so it cannot
+    // be allowed without CLONE_NEW* as clone is. "No such call" makes glibc
+    // fall back to clone: with EPERM, no thread could start.
+    program.push(jump(libc::BPF_JEQ, libc::SYS_clone3 as u32, 0, 1));
+    program.push(verdict(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    program.extend(allowed_ranges());
+    program
 }
 // ANCHOR_END: docker_profile
 
-// ANCHOR: clone3_unknown
-/// clone3 passes its flags in memory, where no filter can read them: so it
-/// cannot be allowed only without CLONE_NEW*, as clone is. It must fail with
-/// ENOSYS, "no such call", for glibc to fall back to clone: with EPERM, no
-/// thread could start. Of two filters' errors, the kernel returns the one of
-/// the filter installed last: this one.
-fn clone3_unknown() -> Result<SeccompFilter> {
-    let calls = BTreeMap::from([(libc::SYS_clone3, vec![])]);
-    let unknown = SeccompAction::Errno(libc::ENOSYS as u32);
-    Ok(SeccompFilter::new(calls, SeccompAction::Allow, unknown, ARCH.try_into()?)?)
+// ANCHOR: allowed_ranges
+/// Every call that Docker allows whatever its arguments, as ranges of
+/// numbers: two instructions a range, where one a call would take five times
+/// as many (and the kernel compiles each instruction when it installs the
+/// filter). The ranges are in order: past one's end, try the next; else the
+/// number is allowed if it is past the range's start, refused if not. Last,
+/// the two verdicts that the ranges jump to.
+fn allowed_ranges() -> Vec<sock_filter> {
+    let mut calls: Vec<u32> =
+        allowed::ALLOWED.iter().chain(&allowed::ALLOWED_HERE).map(|&c| c as u32).collect();
+    calls.extend(allowed::ALLOWED_NEW.iter().map(|&call| call as u32));
+    calls.sort_unstable();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for call in calls {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == call => *last = call,
+            _ => ranges.push((call, call)),
+        }
+    }
+    let mut program = Vec::new();
+    for (i, (first, last)) in ranges.iter().enumerate() {
+        let after = 2 * (ranges.len() - 1 - i); // the instructions of the ranges after this one
+        program.push(jump(libc::BPF_JGT, *last, 1, 0));
+        program.push(jump(libc::BPF_JGE, *first, after + 1, after));
+    }
+    program.push(verdict(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32)); // any other call
+    program.push(verdict(libc::SECCOMP_RET_ALLOW));
+    program
 }
-// ANCHOR_END: clone3_unknown
+// ANCHOR_END: allowed_ranges
+
+// ANCHOR: checks
+/// ioctl(fd, request, …) with any request but two: TIOCSTI pushes a character
+/// into a terminal's input, TIOCLINUX's subcommand 2 pastes its selection
+/// there; either types into the host's shell.
+fn not_a_typing_request() -> Vec<sock_filter> {
+    vec![
+        load(argument(1)),
+        jump(libc::BPF_JEQ, TIOCSTI, 2, 0),
+        jump(libc::BPF_JEQ, TIOCLINUX, 1, 0),
+        verdict(libc::SECCOMP_RET_ALLOW),
+        verdict(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ]
+}
+
+/// clone(flags, …) without a flag that makes a new namespace.
+fn no_new_namespace() -> Vec<sock_filter> {
+    vec![
+        load(argument(0)),
+        jump(libc::BPF_JSET, NEW_NAMESPACES, 0, 1),
+        verdict(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        verdict(libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// A call whose argument `n` is one of `values`.
+fn one_of(n: usize, values: &[u32]) -> Vec<sock_filter> {
+    let mut check = vec![load(argument(n))];
+    for (i, value) in values.iter().enumerate() {
+        check.push(jump(libc::BPF_JEQ, *value, values.len() - i, 0)); // to the allow
+    }
+    check.push(verdict(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32));
+    check.push(verdict(libc::SECCOMP_RET_ALLOW));
+    check
+}
+// ANCHOR_END: checks
 
 // ANCHOR: conditions
-/// TIOCSTI pushes a character into a terminal's input, TIOCLINUX's
-/// subcommand 2 pastes its selection there: either types into the host's shell.
-const TIOCSTI: u64 = 0x5412;
-const TIOCLINUX: u64 = 0x541C;
+/// The two terminal requests that type (ioctl_tty(2)).
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
 
 /// The flags that make clone start new namespaces.
-const NEW_NAMESPACES: u64 = (libc::CLONE_NEWNS
+const NEW_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET) as u64;
+    | libc::CLONE_NEWNET) as u32;
 
-/// personality(2) may only set Linux's own (0 and 8 with UNAME26, 0x20000) or
-/// ask (0xffffffff): others switch off address randomisation, for example.
-const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
+/// personality(2) may only set Linux's own (0, and 8 for 32-bit uname) with or
+/// without UNAME26 (0x20000), or ask (0xffffffff): others switch off address
+/// randomisation, for example.
+const PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
-/// The address families socket(2) may open besides 0 to 11 (AF_UNIX,
-/// AF_INET…): not DECnet (12), AF_ALG (38), AF_VSOCK (40) and other rare ones
-/// whose kernel code has had bugs that few noticed.
-const SOCKET_FAMILIES: [u64; 25] = [
-    13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44,
-    45,
+/// The address families socket(2) may open: AF_UNIX, AF_INET and the others
+/// up to 11, and more, but not DECnet (12), AF_ALG (38), AF_VSOCK (40) and
+/// other rare ones whose kernel code has had bugs that few noticed.
+const SOCKET_FAMILIES: [u32; 37] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30,
+    31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45,
 ];
 // ANCHOR_END: conditions
 
-// ANCHOR: rule
-/// A rule on arguments: each (argument, comparison, value) must hold. The
-/// kernel takes these arguments as 32-bit ints, so compare the low 32 bits
-/// alone: a filter that compared 64 let `TIOCSTI | 1 << 32` through
-/// (CVE-2019-10063), which the kernel then read as TIOCSTI.
-fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule> {
-    let conditions = conditions
-        .iter()
-        .map(|(arg, op, value)| {
-            SeccompCondition::new(*arg, SeccompCmpArgLen::Dword, op.clone(), *value)
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(SeccompRule::new(conditions)?)
-}
-// ANCHOR_END: rule
+// ANCHOR: instructions
+/// The architecture the numbers of `allowed.rs` are for, as the kernel names
+/// it in `seccomp_data.arch` (linux/audit.h).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
 
-// ANCHOR: install
-/// seccomp(2) with SECCOMP_SET_MODE_FILTER: from now on the kernel runs the
-/// filter at each system call of this process and of everything it starts.
-fn install(filter: SeccompFilter) -> Result<()> {
-    let program: BpfProgram = filter.try_into()?;
-    seccompiler::apply_filter(&program).wrap_err("the kernel refused the seccomp filter")
+/// A = the 32 bits at `offset` in the call's `seccomp_data`.
+fn load(offset: usize) -> sock_filter {
+    sock_filter {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k: offset as u32,
+    }
 }
-// ANCHOR_END: install
+
+/// Where the low 32 bits of the call's argument `n` are. The kernel reads
+/// ioctl's request, clone's flags and the others as 32-bit ints, so these are
+/// the bits that count: a filter that compared all 64 let `TIOCSTI | 1 << 32`
+/// through (CVE-2019-10063), which the kernel then read as TIOCSTI. (Low bits
+/// first: x86_64 and aarch64 are little-endian.)
+fn argument(n: usize) -> usize {
+    offset_of!(seccomp_data, args) + 8 * n
+}
+
+/// If A `test` `value` (BPF_JEQ: ==, BPF_JGT: >, BPF_JGE: >=, BPF_JSET: has
+/// any of its bits), skip `then` instructions, else `otherwise`.
+fn jump(test: u32, value: u32, then: usize, otherwise: usize) -> sock_filter {
+    let skip = |n: usize| u8::try_from(n).expect("a filter jumps 255 instructions at most");
+    let code = (libc::BPF_JMP | test | libc::BPF_K) as u16;
+    sock_filter { code, jt: skip(then), jf: skip(otherwise), k: value }
+}
+
+/// Stop, with this verdict on the call.
+fn verdict(verdict: u32) -> sock_filter {
+    sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: verdict }
+}
+// ANCHOR_END: instructions

@@ -523,8 +523,8 @@ fn system_calls_refused(program: &Path) -> Result<(), Failure> {
     ran.expect(
         ran.output().lines().count() == 12 && ran.output().lines().all(refused),
         "each call refused: EPERM, and ENOSYS for clone3",
-        "install a filter that refuses every call but Docker's with EPERM, then one that \
-         answers clone3 ENOSYS: glibc then falls back to clone, whose flags a filter can see",
+        "install a filter that refuses every call but Docker's with EPERM, and answers clone3 \
+         ENOSYS: glibc then falls back to clone, whose flags a filter can see",
     )?;
     let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "thread"])?;
     ran.expect(

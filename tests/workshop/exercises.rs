@@ -198,16 +198,16 @@ pub const PIECES: &[Piece] = &[
         stage: "4.6",
         file: "seccomp.rs",
         function: "docker_profile",
-        todo: "a filter that allows the calls of allowed.rs whatever their arguments, ioctl, \
-               clone, personality and socket only with their conditions, and answers every \
-               other call EPERM (chapter 4, Part 4: System calls)",
+        todo: "the filter: kill a call of another architecture, check ioctl, clone, \
+               personality and socket with their checks, answer clone3 ENOSYS, then \
+               allowed_ranges (chapter 4, Part 4: System calls)",
     },
     Piece {
         stage: "4.6",
         file: "seccomp.rs",
-        function: "clone3_unknown",
-        todo: "a filter that answers clone3 ENOSYS, and allows every other call \
-               (chapter 4, Part 4: System calls)",
+        function: "allowed_ranges",
+        todo: "the calls of allowed.rs as sorted ranges of numbers, two jumps each, then the \
+               verdicts EPERM and allow (chapter 4, Part 4: System calls)",
     },
     Piece {
         stage: "5.1",
@@ -371,9 +371,9 @@ pub const MISTAKES: &[Mistake] = &[
         stage: "4.6",
         what: "clone3 refused with EPERM, as the other calls",
         file: "seccomp.rs",
-        function: "refuse_system_calls",
-        from: "install(clone3_unknown()?)",
-        to: "Ok(())",
+        function: "docker_profile",
+        from: "libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32",
+        to: "libc::SECCOMP_RET_ERRNO | libc::EPERM as u32",
         says: "ENOSYS",
     },
     Mistake {
