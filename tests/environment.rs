@@ -348,7 +348,7 @@ fn the_layer_on_a_checkout_on_overlayfs_or_read_only_two_deep() {
     let scratch = common::scratch_dir("overlays");
     std::fs::create_dir_all(&scratch).unwrap();
     let script = format!(
-        "set -e; mount --make-rprivate /; cd {dir}; mount -t tmpfs tmpfs .
+        "set -e; mount --make-rprivate /; mount -t tmpfs tmpfs {dir}; cd {dir}
          mkdir lower upper1 work1 one upper2 work2 two; cp -a {project}/rootfs/. lower/
          mount -t overlay overlay -o lowerdir=lower,upperdir=upper1,workdir=work1 one
          mount -t overlay overlay -o lowerdir=one,upperdir=upper2,workdir=work2 two
@@ -377,4 +377,40 @@ fn the_layer_on_a_checkout_on_overlayfs_or_read_only_two_deep() {
             && errors[1].ends_with("Read-only file system"),
         "two deep, the rootfs is read-only, and a note says why:\n{stderr}"
     );
+}
+
+/// stdin need not be the terminal. With stdout and stderr on it, the container still gets
+/// the terminal: Ctrl-C reaches it, and `stty tostop` does not stop its output. With none
+/// of the three on it, the runtime keeps the terminal and passes Ctrl-C on. Either way the
+/// run ends with status 130, and the terminal is as it was.
+#[test]
+fn ctrl_c_reaches_the_container_whatever_is_redirected() {
+    for step in environment_steps() {
+        let host = common::HostState::now();
+        let args = "run sh -c 'echo RE\"\"ADY; sleep 30' </dev/null";
+        let mut terminal = Terminal::start(on_the_hosts_terminal(&step, args));
+        terminal.expect("READY");
+        terminal.type_keys("\x03"); // Ctrl-C
+        let (status, screen) = terminal.wait();
+        assert_eq!(status.code(), Some(130), "{}: {screen}", step.name);
+        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
+
+        let script = format!(
+            "stty tostop; {exe} run echo written </dev/null; echo \"status $?\"; stty -tostop
+             trap 'echo the caller got it too' INT
+             {exe} run sh -c 'echo RE\"\"ADY; sleep 30' </dev/null 2>/dev/null | cat
+             echo \"status ${{PIPESTATUS[0]}}\"",
+            exe = step.exe
+        );
+        let mut command = common::as_a_learner(Command::new("bash"));
+        command.args(["--norc", "-c", &script]);
+        let mut terminal = Terminal::start(command);
+        terminal.expect("written");
+        terminal.expect("status 0");
+        terminal.expect("READY");
+        terminal.type_keys("\x03"); // Ctrl-C, to the script's process group this time
+        let (_, screen) = terminal.wait();
+        assert!(screen.contains("status 130"), "{}: {screen}", step.name);
+        host.assert_unchanged(step.name);
+    }
 }

@@ -10,6 +10,7 @@
 //! foreground while it runs and gives back after: a signal sent from inside
 //! reaches only the container.
 
+use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,7 +22,9 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, close, fork, getpgrp, read, setpgid, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{
+    ForkResult, Pid, close, fork, getpgid, getpgrp, read, setpgid, tcgetpgrp, tcsetpgrp,
+};
 
 use crate::narrate;
 // ANCHOR_END: head
@@ -82,13 +85,21 @@ pub fn supervise(pid: Pid, signals: &SigSet, verbose: bool) -> Result<WaitStatus
         let Some(info) = queue.read_signal().wrap_err("cannot read a signal")? else { continue };
         let signal = Signal::try_from(info.ssi_signo as i32)?;
         // Ctrl-C on a terminal comes from the kernel (SI_KERNEL) to the whole
-        // foreground process group, the command included: passing it on as
-        // well would deliver it twice.
-        if signal != Signal::SIGCHLD && info.ssi_code != libc::SI_KERNEL {
+        // foreground process group: if that is `pid`'s, passing it on as well
+        // would deliver it twice.
+        let from_the_terminal = info.ssi_code == libc::SI_KERNEL && in_the_foreground(pid);
+        if signal != Signal::SIGCHLD && !from_the_terminal {
             narrate(verbose, &format!("kill({pid}, {signal})"));
             let _ = kill(pid, signal); // it may have ended already: waitpid will say
         }
     }
+}
+
+/// Whether `pid` is in the foreground process group of our terminal, if we
+/// have one: the group that the terminal's keys signal.
+fn in_the_foreground(pid: Pid) -> bool {
+    let Ok(terminal) = File::open("/dev/tty") else { return false };
+    tcgetpgrp(&terminal).is_ok_and(|group| getpgid(Some(pid)) == Ok(group))
 }
 // ANCHOR_END: supervise
 
@@ -178,19 +189,24 @@ pub fn own_process_group(verbose: bool) -> Result<()> {
 /// The terminal we were started on, while the container has it: its settings
 /// and foreground process group as they were, to give back on every way out.
 pub struct Terminal {
+    terminal: File,
     settings: Termios,
     foreground: Pid,
 }
 
 impl Terminal {
-    /// The terminal on stdin, if we are its foreground (a shell's job that
-    /// runs in the background must leave it alone); its settings are saved.
+    /// Our terminal (/dev/tty), if stdin, stdout or stderr is on it and we
+    /// are its foreground: a shell's job that runs in the background, or a run
+    /// with all three redirected, must leave it alone. Its settings are saved.
     pub fn take() -> Option<Terminal> {
-        let stdin = io::stdin();
-        if !stdin.is_terminal() || tcgetpgrp(&stdin).ok()? != getpgrp() {
+        let on_it =
+            [io::stdin().is_terminal(), io::stdout().is_terminal(), io::stderr().is_terminal()];
+        let terminal = File::options().read(true).write(true).open("/dev/tty").ok()?;
+        if !on_it.contains(&true) || tcgetpgrp(&terminal).ok()? != getpgrp() {
             return None;
         }
-        Some(Terminal { settings: tcgetattr(&stdin).ok()?, foreground: getpgrp() })
+        let settings = tcgetattr(&terminal).ok()?;
+        Some(Terminal { terminal, settings, foreground: getpgrp() })
     }
 
     /// Make the container's process group, `child`'s, the foreground: Ctrl-C,
@@ -198,8 +214,8 @@ impl Terminal {
     pub fn give_to(&self, child: Pid, verbose: bool) -> Result<()> {
         // The child makes its group itself; whichever of us comes first makes it.
         let _ = setpgid(child, child);
-        narrate(verbose, &format!("tcsetpgrp(0, {child})"));
-        tcsetpgrp(io::stdin(), child).wrap_err("cannot give the terminal to the container")
+        narrate(verbose, &format!("tcsetpgrp(/dev/tty, {child})"));
+        tcsetpgrp(&self.terminal, child).wrap_err("cannot give the terminal to the container")
     }
 }
 
@@ -212,8 +228,8 @@ impl Drop for Terminal {
         let mut ttou = SigSet::empty();
         ttou.add(Signal::SIGTTOU);
         let _ = ttou.thread_block();
-        let _ = tcsetpgrp(io::stdin(), self.foreground);
-        let _ = tcsetattr(io::stdin(), SetArg::TCSADRAIN, &self.settings);
+        let _ = tcsetpgrp(&self.terminal, self.foreground);
+        let _ = tcsetattr(&self.terminal, SetArg::TCSADRAIN, &self.settings);
         let _ = ttou.thread_unblock();
     }
 }

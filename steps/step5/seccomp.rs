@@ -142,8 +142,8 @@ fn allowed_ranges() -> Vec<sock_filter> {
 
 // ANCHOR: checks
 /// ioctl(fd, request, …) with any request but two: TIOCSTI pushes a character
-/// into a terminal's input, TIOCLINUX's subcommand 2 pastes its selection
-/// there; either types into the host's shell.
+/// into a terminal's input, TIOCLINUX's subcommand 3 (TIOCL_PASTESEL) pastes
+/// the console's selection there; either types into the host's shell.
 fn not_a_typing_request() -> Vec<sock_filter> {
     vec![
         load(argument(1)),

@@ -628,6 +628,17 @@ impl Terminal {
         while let Ok(bytes) = self.screen.recv_timeout(Duration::from_secs(5)) {
             self.seen.push_str(&String::from_utf8_lossy(&bytes));
         }
-        (status, self.seen)
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+/// A test that fails half-way through leaves nothing running on its terminal: the
+/// program's process group goes (a container with it, by PR_SET_PDEATHSIG).
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(-(self.child.id() as i32)), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
     }
 }
