@@ -272,6 +272,8 @@ test: rootfs _mdbook && test-vm
     {{ if sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
     book/tools/check.sh
+    @# The book's `just bench` works (three runs each: a smoke test, not a measurement).
+    just bench 3 target/bench/smoke.csv >/dev/null
 
 # What each step costs: `run /bin/true` in each step, beside bubblewrap, unshare and crun/runc
 [no-exit-message]
@@ -279,14 +281,26 @@ bench runs="300" results="book/src/costs/results.csv": rootfs
     #!/usr/bin/env bash
     set -uo pipefail
     runs={{ runs }} results={{ results }}
-    for tool in hyperfine bwrap; do
-        command -v "$tool" >/dev/null || { echo "just bench needs $tool: sudo apt-get install hyperfine bubblewrap" >&2; exit 1; }
-    done
-    # Release builds, linked statically as runc and crun are shipped: no dynamic loader at
-    # each of the three execs of a run (the runtime, its child, the command).
-    host=$(rustc -vV | sed -n 's/^host: //p')
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --bins --target "$host" --target-dir target/bench || exit
-    bin=target/bench/$host/release
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    # What it needs, installed when missing: hyperfine and bubblewrap, and Rust's musl target.
+    missing=()
+    command -v hyperfine >/dev/null || missing+=(hyperfine)
+    command -v bwrap >/dev/null || missing+=(bubblewrap)
+    if [ ${#missing[@]} -gt 0 ]; then
+        command -v apt-get >/dev/null || { echo "just bench needs ${missing[*]}: install them with your package manager" >&2; exit 1; }
+        echo "installing ${missing[*]} with apt-get" >&2
+        as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || exit
+    fi
+    # Release builds, static with musl, as many Rust tools ship: no dynamic loader, and none of
+    # glibc's start-up probing of the CPU, at each of a run's three execs (the runtime, its
+    # child, the command).
+    target=$(uname -m)-unknown-linux-musl
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        command -v rustup >/dev/null || { echo "just bench builds for $target, which needs rustup: https://rustup.rs" >&2; exit 1; }
+        rustup target add "$target" || exit
+    fi
+    cargo build -q --release --bins --target "$target" --target-dir target/bench || exit
+    bin=target/bench/$target/release
     rootfs=$(realpath rootfs)
     benches=(
         -n "step 1" "$bin/step1 run /bin/true"
@@ -305,22 +319,23 @@ bench runs="300" results="book/src/costs/results.csv": rootfs
         rm -rf "$bundle" && mkdir -p "$bundle" && (cd "$bundle" && "$oci" spec) || continue
         sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"\/bin\/true"/' \
             -e "s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" "$bundle/config.json"
-        if why=$({{ sudo }} "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
+        if why=$(as_root "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
             benches+=(-n "$oci" "$oci run --bundle $bundle byoc-bench")
         else
             echo "$oci: left out, it cannot run here: $why" >&2
         fi
     done
     csv=$(mktemp)
-    {{ sudo }} hyperfine -N --style basic --warmup 50 --runs "$runs" --export-csv "$csv" "${benches[@]}" || exit
+    warmup=$((runs < 50 ? runs : 50))
+    as_root hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-csv "$csv" "${benches[@]}" || exit
     mkdir -p "$(dirname "$results")"
     cat "$csv" >"$results"
     rm -f "$csv"
     book/tools/chart.sh "$results" >"${results%.csv}.svg"
-    # The two questions of the book: step 4 beside bubblewrap, and what a cgroup adds.
-    awk -F, '{ mean[$1] = $2 * 1000 } END {
-        printf "step 4 / bwrap: %.2fx\n", mean["step 4"] / mean["bwrap"]
-        printf "step 5 --memory 100m - step 4: %+.2f ms\n", mean["step 5 --memory 100m"] - mean["step 4"]
+    # The book's two questions, by the medians (a busy machine's outliers move the means).
+    awk -F, '{ median[$1] = $4 * 1000 } END {
+        printf "step 4 / bwrap: %.2fx\n", median["step 4"] / median["bwrap"]
+        printf "step 5 --memory 100m - step 4: %+.2f ms\n", median["step 5 --memory 100m"] - median["step 4"]
     }' "$results"
     echo "results in $results, chart in ${results%.csv}.svg"
 

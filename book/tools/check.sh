@@ -15,6 +15,8 @@
 #   (g) man       every manual page a chapter names is a link to man7.org
 #   (f) whole     every line of the files that chapters quote whole (step 4's
 #                 parts, step 5's cgroup.rs and limits.rs) is in an included region
+#   (h) chart     book/src/costs/results.svg is what book/tools/chart.sh draws
+#                 from book/src/costs/results.csv, the results `just bench` wrote
 #   (e) run-it    every `$ ` line in a "Run it" section (a heading of level 1 to 3
 #                 that starts with "Run it") of the built book is the first line
 #                 of some tests/snapshots/*.snap body: the book shows only
@@ -163,6 +165,16 @@ for file in "${whole[@]}"; do
     fi
 done
 ((failures == whole_failures)) && pass whole "${#whole[@]} files quoted whole, every line of each"
+
+# ---------------------------------------------------------------------------
+# (h) The chart of "What each step costs" is the committed results', drawn.
+# ---------------------------------------------------------------------------
+if "$book/tools/chart.sh" "$src/costs/results.csv" >"$tmp/chart.svg" &&
+    cmp -s "$tmp/chart.svg" "$src/costs/results.svg"; then
+    pass chart "book/src/costs/results.svg is drawn from results.csv"
+else
+    fail chart "book/src/costs/results.svg is not what book/tools/chart.sh draws from results.csv: run \`just bench\`, or book/tools/chart.sh"
+fi
 
 # ---------------------------------------------------------------------------
 # (g) Every manual page a chapter names, such as `pivot_root(2)`, is a link to

@@ -357,8 +357,10 @@ fn bring_up_loopback(verbose: bool) -> Result<()> {
     request.ifr_ifru.ifru_flags = libc::IFF_UP as libc::c_short;
 
     narrate(verbose, "ioctl(socket, SIOCSIFFLAGS, {ifr_name: \"lo\", ifr_flags: IFF_UP})");
-    // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one.
-    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) };
+    // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one. (`libc::Ioctl`:
+    // glibc and musl give the request different types.)
+    let result =
+        unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &request) };
     Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
     Ok(())
 }
