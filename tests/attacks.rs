@@ -119,8 +119,8 @@ fn writes_go_to_a_throwaway_layer_unless_writable() {
 #[test]
 fn the_container_cannot_type_into_the_hosts_terminal() {
     let host_read = |step: &Step, attack: &str, user: &str| -> common::Run {
-        let host = HostState::now();
         let rootfs = common::attack_rootfs();
+        let host = HostState::now();
         let line = format!(
             "just {} run --rootfs {rootfs} {user}attacks {attack} 'echo INJECTED-BY-CONTAINER'; \
              read -t 1 line; echo \"the host's shell read: [$line]\"",

@@ -177,11 +177,14 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// A copy of rootfs/ with `attacks` (tests/tools/attacks.rs, built statically) in
 /// /usr/local/bin: the rootfs that tests/attacks.rs and the workshop's stage 4.6 run an
 /// untrusted program in, as the path they give to --rootfs, relative to the project. Made
-/// once, and again when rootfs/ or the program's source is newer than the copy.
+/// once, and again when rootfs/ or the program's source is newer than the copy. The first
+/// call must come before the test takes its `HostState`: making it starts processes, in
+/// turn as every process a test starts (another test's check would reap them as its own).
 pub fn attack_rootfs() -> &'static str {
     static MADE: Once = Once::new();
     MADE.call_once(|| {
         require_rootfs();
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let project = Path::new(PROJECT);
         let rootfs = project.join("target/attack-rootfs");
         let source = project.join("tests/tools/attacks.rs");
