@@ -231,6 +231,11 @@ fn on_the_hosts_terminal(step: &Step, args: &str) -> Command {
     command
 }
 
+/// Whether the script of `on_the_hosts_terminal` found its terminal as it was.
+fn given_back(screen: &str) -> bool {
+    screen.contains("settings as they were") && screen.contains("the caller in the foreground")
+}
+
 /// `just step4 run /bin/sh` on a terminal, typed at as a learner would: Ctrl-C
 /// stops the foreground job and not the container, and job control works
 /// (Ctrl-Z, `jobs`, `fg`, a job in the background), since our init is PID 1,
@@ -280,8 +285,7 @@ fn an_interactive_shell_with_job_control() {
         shell.type_keys("stty -echo raw; exit 7\n");
         let (status, screen) = shell.wait();
         assert_eq!(status.code(), Some(7), "{screen}");
-        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
-        assert!(screen.contains("the caller in the foreground"), "{}: {screen}", step.name);
+        assert!(given_back(&screen), "{}: {screen}", step.name);
         host.assert_unchanged(step.name);
     }
 }
@@ -306,8 +310,7 @@ fn ctrl_z_is_a_no_op_for_a_command_without_job_control() {
         cat.type_keys("\x03"); // Ctrl-C
         let (status, screen) = cat.wait();
         assert_eq!(status.code(), Some(130), "{}: {screen}", step.name);
-        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
-        assert!(screen.contains("the caller in the foreground"), "{}: {screen}", step.name);
+        assert!(given_back(&screen), "{}: {screen}", step.name);
         host.assert_unchanged(step.name);
     }
 }
@@ -393,7 +396,7 @@ fn ctrl_c_reaches_the_container_whatever_is_redirected() {
         terminal.type_keys("\x03"); // Ctrl-C
         let (status, screen) = terminal.wait();
         assert_eq!(status.code(), Some(130), "{}: {screen}", step.name);
-        assert!(screen.contains("settings as they were"), "{}: {screen}", step.name);
+        assert!(given_back(&screen), "{}: {screen}", step.name);
 
         let script = format!(
             "stty tostop; {exe} run echo written </dev/null; echo \"status $?\"; stty -tostop

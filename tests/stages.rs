@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{HostState, STEPS};
-use workshop::checks::{Failure, STAGES};
+use workshop::checks::{Failure, STAGES, Stage};
 use workshop::exercises::{MISTAKES, PIECES};
 
 /// The reference program of the step of stage `id`.
@@ -84,8 +84,7 @@ fn show(failure: &Failure) -> String {
 
 #[test]
 fn the_reference_passes_every_stage() {
-    common::require_rootfs();
-    common::attack_rootfs(); // stage 4.6's, made before any check holds the host
+    rootfs_ready();
     for stage in STAGES {
         let host = HostState::now();
         let result = (stage.check)(Path::new(reference(stage.id)));
@@ -99,15 +98,28 @@ fn the_reference_passes_every_stage() {
     }
 }
 
+/// The rootfs every check runs in, and stage 4.6's, made before any check holds the host.
+fn rootfs_ready() {
+    common::require_rootfs();
+    common::attack_rootfs();
+}
+
+/// Stage `stage`'s check of the variant `name`, which must fail it (`why` if it passes), and
+/// leave the host as it was.
+fn failure_of(stage: &Stage, name: &str, why: &str) -> Failure {
+    let program = variant(&format!("{name}-{}", stage.id.replace('.', "-")));
+    let host = HostState::now();
+    let failure = (stage.check)(&program).expect_err(why);
+    host.assert_unchanged(stage.id);
+    failure
+}
+
 #[test]
 fn the_skeleton_fails_each_stage_with_its_own_todo() {
-    common::require_rootfs();
-    common::attack_rootfs(); // stage 4.6's, made before any check holds the host
+    rootfs_ready();
     for stage in STAGES {
-        let program = variant(&format!("skeleton-{}", stage.id.replace('.', "-")));
-        let host = HostState::now();
         let failure =
-            (stage.check)(&program).expect_err(&format!("the skeleton passes stage {}", stage.id));
+            failure_of(stage, "skeleton", &format!("the skeleton passes stage {}", stage.id));
         let own = format!("not yet implemented: {}: ", stage.id);
         assert!(
             failure.saw.contains(&own),
@@ -115,20 +127,16 @@ fn the_skeleton_fails_each_stage_with_its_own_todo() {
             stage.id,
             show(&failure)
         );
-        host.assert_unchanged(stage.id);
     }
 }
 
 #[test]
 fn every_plausible_mistake_fails_its_stage_and_is_named() {
-    common::require_rootfs();
-    common::attack_rootfs(); // stage 4.6's, made before any check holds the host
+    rootfs_ready();
     for mistake in MISTAKES {
         let stage = STAGES.iter().find(|stage| stage.id == mistake.stage).unwrap();
-        let program = variant(&format!("mistake-{}", mistake.stage.replace('.', "-")));
-        let host = HostState::now();
-        let failure = (stage.check)(&program)
-            .expect_err(&format!("stage {} misses: {}", stage.id, mistake.what));
+        let why = format!("stage {} misses: {}", stage.id, mistake.what);
+        let failure = failure_of(stage, "mistake", &why);
         assert!(
             failure.hint.contains(mistake.says) || failure.saw.contains(mistake.says),
             "stage {}, {}: the message does not say {:?}:\n{}",
@@ -137,7 +145,6 @@ fn every_plausible_mistake_fails_its_stage_and_is_named() {
             mistake.says,
             show(&failure)
         );
-        host.assert_unchanged(stage.id);
     }
 }
 
