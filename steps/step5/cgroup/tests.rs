@@ -143,7 +143,10 @@ fn survives_other_containers_making_and_removing_byoc() {
                 while !done.load(Ordering::Relaxed) {
                     let _ = fs::create_dir(byoc);
                     if fs::create_dir(byoc.join(other)).is_ok() {
-                        sleep(Duration::from_micros(20)); // the container runs
+                        // The container runs, a little longer than it takes to start one:
+                        // with containers that end as soon as they start, a run on a loaded
+                        // machine could lose the race ten times in a row (no real one could).
+                        sleep(Duration::from_micros(300));
                         fs::remove_dir(byoc.join(other)).unwrap();
                     }
                     // cgroupfs removes a cgroup's files with it; in the fake, we do.
