@@ -3,8 +3,11 @@
 # Recipe arguments reach commands as "$@", quoting intact: `just step3 run sh -c 'echo hi'`.
 set positional-arguments
 
-# Containers need root: use sudo when we are not root already.
-sudo := if `id -u` == "0" { "" } else { "sudo" }
+# Containers need root, or a user namespace (book: chapter 2, Without root). As root, or with
+# sudo at hand, the steps run as root, as the book shows them; without sudo, or when you ask
+# with ROOTLESS=1 (`ROOTLESS=1 just step4 run /bin/sh`, as a user), they run rootless.
+mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootless" } else if `command -v sudo || true` != "" { "sudo" } else { "rootless" }
+sudo := if mode == "sudo" { "sudo" } else { "" }
 
 # List the recipes
 default:
@@ -12,28 +15,35 @@ default:
 
 # Step 1, the skeleton: just step1 run echo hello
 [no-exit-message]
-step1 *args: _build
+step1 *args: _build (_mode "step1")
     @{{ sudo }} target/debug/step1 "$@"
 
 # Step 2, namespaces: just step2 run sh -c 'hostname; echo $$'
 [no-exit-message]
-step2 *args: _build
+step2 *args: _build (_mode "step2")
     @{{ sudo }} target/debug/step2 "$@"
 
 # Step 3, a root filesystem: just step3 run /bin/sh
 [no-exit-message]
-step3 *args: _build rootfs
+step3 *args: _build rootfs (_mode "step3")
     @{{ sudo }} target/debug/step3 "$@"
 
 # Step 4, a real environment: just step4 run --user learner /bin/sh
 [no-exit-message]
-step4 *args: _build rootfs
+step4 *args: _build rootfs (_mode "step4")
     @{{ sudo }} target/debug/step4 "$@"
 
 # Step 5, cgroups: just step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1
 [no-exit-message]
-step5 *args: _build rootfs
-    @{{ sudo }} target/debug/step5 "$@"
+step5 *args: _build rootfs (_mode "step5")
+    #!/usr/bin/env bash
+    # Rootless, cgroup limits need a cgroup v2 delegated to you: systemd gives one to a
+    # scope of its own when asked (book: chapter 5, Without root).
+    if [ {{ mode }} = rootless ] && [ -f /sys/fs/cgroup/cgroup.controllers ] &&
+        systemd-run --user --scope --quiet true 2>/dev/null; then
+        exec systemd-run --user --scope --quiet -p Delegate=yes target/debug/step5 "$@"
+    fi
+    exec {{ sudo }} target/debug/step5 "$@"
 
 # Your own step N to write, from the reference's skeleton (or --from-previous: a copy of yours)
 [no-exit-message]
@@ -95,8 +105,19 @@ doctor *flags:
     [ "$(uname -s)" = Linux ] && ok "Linux $(uname -r)" ||
         no "this is not Linux: namespaces and cgroups are Linux's" "use a Linux virtual machine (book: Setup)"
     if [ "$(id -u)" = 0 ]; then ok "root"
-    elif command -v sudo >/dev/null; then ok "sudo, for the runs that need root"
-    else no "neither root nor sudo" "ask for sudo, or run as root (rootless runs are not there yet)"; fi
+    elif command -v sudo >/dev/null; then ok "sudo, for runs as root (ROOTLESS=1 runs without)"
+    else ok "no sudo: the steps run rootless (book: chapter 2, Without root)"; fi
+    # Rootless runs need the kernel to let users make user namespaces (steps 2 to 5 check too).
+    refused=
+    [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)" = 1 ] &&
+        refused=kernel.apparmor_restrict_unprivileged_userns=0
+    [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)" = 0 ] &&
+        refused=kernel.unprivileged_userns_clone=1
+    [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)" = 0 ] &&
+        refused=user.max_user_namespaces=15000
+    if [ -z "$refused" ]; then ok "user namespaces, for rootless runs"
+    elif [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then ok "no user namespaces for users (${refused%=*}): runs as root only"
+    else no "no sudo, and the kernel refuses users user namespaces (${refused%=*})" "as root, once: sysctl $refused (book: Troubleshooting)"; fi
     for ns in uts pid mnt ipc net; do
         [ -e /proc/self/ns/$ns ] || no "the kernel has no $ns namespaces" "use a kernel built with namespaces (any distribution's)"
     done
@@ -354,6 +375,15 @@ diffs:
 # Check the book: diffs up to date, builds without a warning, includes, links, Run-it commands
 book-check: _mdbook
     book/tools/check.sh
+
+# One line before each run: root or rootless, and why
+_mode step:
+    #!/usr/bin/env sh
+    case {{ mode }} in
+    root) echo "{{ step }}: as root" ;;
+    sudo) echo "{{ step }}: as root, through sudo (ROOTLESS=1 runs it without root)" ;;
+    *) echo "{{ step }}: rootless, as $(id -un) in a user namespace$([ "${ROOTLESS:-}" = 1 ] && echo ', as ROOTLESS=1 asks' || echo ': no sudo here') (book: chapter 2)" ;;
+    esac >&2
 
 _build:
     @cargo build --quiet --bins

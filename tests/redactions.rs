@@ -112,10 +112,35 @@ fn the_cgroups_pid_is_redacted_but_not_its_place() {
     );
 }
 
-/// Nothing else is redacted: the patterns are the six kinds above (the PID
+/// Rootless, the runtime writes its child's maps in /proc/PID: the PID goes,
+/// the file and what is written stay.
+#[test]
+fn the_childs_pid_in_the_maps_is_redacted_but_not_the_maps() {
+    let verbose = snapshot("rootless__step2_verbose");
+    let uid_map = "write(\"/proc/[PID]/uid_map\", \"0 65534 1\")";
+    assert_eq!(
+        redact(&shown(&verbose, uid_map, "write(\"/proc/4242/uid_map\", \"0 65534 1\")")),
+        verbose
+    );
+    assert_ne!(
+        redact(&shown(&verbose, uid_map, "write(\"/proc/4242/uid_map\", \"0 0 1\")")),
+        verbose
+    );
+    assert_ne!(
+        redact(&shown(&verbose, uid_map, "write(\"/proc/self/uid_map\", \"0 65534 1\")")),
+        verbose
+    );
+    let setgroups = "write(\"/proc/[PID]/setgroups\", \"deny\")";
+    assert_ne!(
+        redact(&shown(&verbose, setgroups, "write(\"/proc/4242/setgroups\", \"allow\")")),
+        verbose
+    );
+}
+
+/// Nothing else is redacted: the patterns are the seven kinds above (the PID
 /// takes two). A new one must come with its test here.
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 7, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(patterns.len(), 8, "a new redaction needs its test here: {patterns:#?}");
 }

@@ -13,7 +13,7 @@
 #   (d) links     every href and src in the built HTML points to a file that
 #                 exists, and its #fragment to an id in that file
 #   (g) man       every manual page a chapter names is a link to man7.org
-#   (f) whole     every line of the files that chapters quote whole (step 4's
+#   (f) whole     every line of the files that chapters quote whole (step 2's rootless.rs, step 4's
 #                 parts, step 5's cgroup.rs and limits.rs) is in an included region
 #   (h) chart     book/src/costs/results.svg is what book/tools/chart.sh draws
 #                 from book/src/costs/results.csv, the results `just bench` wrote
@@ -149,7 +149,7 @@ done
 #     includes. A line added outside every anchor would be code the reader
 #     never sees.
 # ---------------------------------------------------------------------------
-whole=(steps/step4/init.rs steps/step4/filesystems.rs steps/step4/privileges.rs steps/step4/seccomp.rs
+whole=(steps/step2/rootless.rs steps/step4/init.rs steps/step4/filesystems.rs steps/step4/privileges.rs steps/step4/seccomp.rs
     steps/step5/cgroup.rs steps/step5/limits.rs)
 whole_failures=$failures
 touch "$tmp/included"

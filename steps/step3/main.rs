@@ -3,11 +3,16 @@
 //! The child bind-mounts `rootfs/` on itself and `pivot_root`s into it: `/` is
 //! now the busybox tree that `just rootfs` built. The host's old root is still
 //! mounted at `/oldrootfs`, a hole that step 4 closes.
+//!
+//! Run by a user who is not root, it asks for a user namespace too, whose root
+//! is that user: the other namespaces then need no root on the host.
+
+mod rootless;
 
 // ANCHOR: use
 use std::ffi::CString;
 use std::io::{self, IsTerminal};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +22,7 @@ use color_eyre::Section;
 use color_eyre::config::{HookBuilder, Theme};
 use color_eyre::eyre::{Report, Result, WrapErr, eyre};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, clone};
@@ -24,7 +30,9 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Pid, chdir, execv, mkdir, pivot_root, sethostname};
+use nix::unistd::{
+    Pid, Uid, chdir, close, execv, mkdir, pipe2, pivot_root, read, sethostname, write,
+};
 // ANCHOR_END: use
 
 #[derive(Parser)]
@@ -104,7 +112,12 @@ fn main() -> ExitCode {
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
-    let child = start_child(container)?;
+    // Not root: the namespaces come inside a user namespace of our own.
+    let rootless = !Uid::effective().is_root();
+    if rootless {
+        rootless::check_user_namespaces()?;
+    }
+    let child = start_child(container, rootless)?;
 
     // Ctrl-C and Ctrl-\ go to every process in the terminal's foreground group,
     // the container included. Let the container decide what they mean, and keep
@@ -122,9 +135,14 @@ fn parent(container: &Container) -> Result<ExitCode> {
 // ANCHOR_END: parent
 
 // ANCHOR: start_child
-/// clone(2) a new process that re-executes this program as `child`.
-fn start_child(container: &Container) -> Result<Pid> {
-    let flags = namespaces();
+/// clone(2) a new process that re-executes this program as `child`, once
+/// its IDs are mapped when it is rootless.
+fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
+    let mut flags = namespaces();
+    if rootless {
+        // The kernel makes the user namespace first, and it owns the others.
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
         .into_iter()
@@ -132,6 +150,9 @@ fn start_child(container: &Container) -> Result<Pid> {
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
     let verbose = container.verbose;
+    // The child waits on this pipe until we say go: a rootless child must not
+    // exec before its IDs are mapped, or it loses its capabilities.
+    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
 
     narrate(verbose, &format!("clone({})", flag_names(flags)));
     let mut stack = vec![0u8; 1024 * 1024];
@@ -140,6 +161,9 @@ fn start_child(container: &Container) -> Result<Pid> {
     let child = unsafe {
         clone(
             Box::new(|| {
+                if !wait_for_go(&wait, &go) {
+                    return 1; // the runtime failed, and says why
+                }
                 narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
                 let error = execv(c"/proc/self/exe", &argv).unwrap_err();
                 eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
@@ -151,12 +175,29 @@ fn start_child(container: &Container) -> Result<Pid> {
         )
     };
     let suggestion = match child {
-        Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step3 run …`",
+        Err(Errno::EPERM) => "creating namespaces needs root or a user namespace: use `sudo`",
         _ => "see the book's Troubleshooting appendix",
     };
-    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
+    let child = child
+        .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
+        .suggestion(suggestion)?;
+    if rootless {
+        rootless::write_id_maps(child, verbose)?;
+    }
+    write(&go, b"!").wrap_err("cannot tell the container to go on")?;
+    Ok(child)
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: wait_for_go
+/// In the new process: wait until the runtime says go. If it failed first, the
+/// pipe ends empty (we close our own copy of its write end, or we would wait
+/// for ourselves).
+fn wait_for_go(wait: &OwnedFd, go: &OwnedFd) -> bool {
+    let _ = close(go.as_raw_fd());
+    read(wait, &mut [0]) == Ok(1)
+}
+// ANCHOR_END: wait_for_go
 
 // ANCHOR: namespaces
 /// The namespaces the child starts in: new UTS (hostname), PID and mount

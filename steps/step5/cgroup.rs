@@ -9,8 +9,10 @@
 //! /sys/fs/cgroup, as most laptops have: make the group, write the limits, let the
 //! container's first process join it, report an OOM kill, remove the group. Two files
 //! beside it hold the rest: `cgroup/trees.rs` finds the trees, v1 and hybrid machines
-//! included, and `cgroup/robustness.rs` deals with concurrent runs and leftovers.
+//! included, and `cgroup/robustness.rs` deals with concurrent runs and leftovers; rootless
+//! runs use a cgroup delegated to the user, in `cgroup/delegated.rs`.
 
+mod delegated;
 mod robustness;
 #[cfg(test)]
 mod tests;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
+use nix::unistd::Uid;
 
 use crate::limits::Limits;
 use crate::narrate;
@@ -37,6 +40,8 @@ pub struct Cgroup {
     byoc: Option<PathBuf>,
     /// The directory with the memory controller's files, and the memory limit.
     memory: Option<(PathBuf, u64)>,
+    /// Rootless: what we changed in the cgroup delegated to us, undone last.
+    delegated: Option<delegated::Delegated>,
     verbose: bool,
 }
 // ANCHOR_END: Cgroup
@@ -49,7 +54,8 @@ impl Cgroup {
             .wrap_err("failed to read /proc/self/mountinfo")?;
         let proc_cgroup =
             fs::read_to_string("/proc/self/cgroup").wrap_err("failed to read /proc/self/cgroup")?;
-        Self::create_from(&mountinfo, &proc_cgroup, limits, cgroup_parent, verbose)
+        let rootless = !Uid::effective().is_root();
+        Self::create_from(&mountinfo, &proc_cgroup, limits, cgroup_parent, rootless, verbose)
     }
 
     /// `create`, given the two /proc files: the unit tests pass those of a fake machine.
@@ -58,22 +64,34 @@ impl Cgroup {
         proc_cgroup: &str,
         limits: &Limits,
         cgroup_parent: Option<&str>,
+        rootless: bool,
         verbose: bool,
     ) -> Result<Cgroup> {
         // The trees that hold the controllers the limits need: on v2, the one tree.
         let trees = trees::find(mountinfo, proc_cgroup, limits)?;
+        if rootless {
+            delegated::check_v2(&trees)?;
+        }
         // From here on, an error drops `cgroup`, and Drop removes what was made so far.
-        let mut cgroup = Cgroup { dirs: Vec::new(), byoc: None, memory: None, verbose };
+        let mut cgroup =
+            Cgroup { dirs: Vec::new(), byoc: None, memory: None, delegated: None, verbose };
         for tree in &trees {
             let dir = robustness::again_if_removed(|| {
-                let parent = parent_dir(tree, cgroup_parent, verbose)?;
+                let parent = match (rootless, cgroup_parent) {
+                    (true, None) => {
+                        let (own, delegated) = delegated::prepare(tree, verbose)?;
+                        cgroup.delegated = Some(delegated);
+                        own
+                    }
+                    _ => parent_dir(tree, cgroup_parent, verbose)?,
+                };
                 robustness::remove_stale(&parent, verbose);
                 let dir = parent.join(format!("byoc-{}", std::process::id()));
                 mkdir(&dir, verbose)?;
                 Ok(dir)
             })?;
             cgroup.dirs.push(dir.clone());
-            if tree.v2 && cgroup_parent.is_none() {
+            if tree.v2 && cgroup_parent.is_none() && !rootless {
                 cgroup.byoc = dir.parent().map(Path::to_path_buf);
             }
             for (file, value) in limit_files(tree, &dir, limits) {
@@ -250,6 +268,11 @@ impl Cgroup {
             // Another container may be in it still (EBUSY): then it stays, for that one.
             narrate(self.verbose, &format!("rmdir({byoc:?})"));
             let _ = fs::remove_dir(&byoc);
+        }
+        if let Some(delegated) = self.delegated.take()
+            && let Err(e) = delegated.undo(self.verbose)
+        {
+            first_error.get_or_insert(e);
         }
         first_error.map_or(Ok(()), Err)
     }

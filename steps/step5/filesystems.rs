@@ -25,26 +25,33 @@ use crate::narrate;
 // ANCHOR_END: head
 
 // ANCHOR: enter_rootfs
-/// Make the rootfs our `/`, and leave nothing of the host's tree behind. The
-/// new root is a throwaway layer over rootfs/, so that the container changes
-/// nothing in it (or, with --writable, rootfs/ itself, bind-mounted on itself
-/// as in step 3: pivot_root(2) wants a mount point). Then we pivot as runc
-/// does, with the new root as put_old too: `pivot_root(".", ".")` stacks the
-/// old root on top of the new one, and a lazy unmount of "." takes it away,
-/// with all that is mounted below it. No `oldrootfs/` is needed, so two
-/// containers never share one (book: chapter 4, "the old root goes").
+/// Go into what becomes our `/`: a throwaway layer over rootfs/, so that the
+/// container changes nothing in it (or, with --writable, rootfs/ itself,
+/// bind-mounted on itself as in step 3: pivot_root(2) wants a mount point).
+/// The host's root stays ours until drop_old_root, so that mount_filesystems
+/// can still see the host's /proc, /sys and /dev: in a user namespace, the
+/// kernel lets us mount a proc or a sysfs only where we can already see one
+/// whole (book: chapter 4, "the old root goes").
 pub fn enter_rootfs(rootfs: &Path, writable: bool, verbose: bool) -> Result<()> {
-    if writable {
-        narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-        mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
-            .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
-        narrate(verbose, &format!("chdir({rootfs:?})"));
-        chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))?;
-    } else {
-        enter_a_layer_over(rootfs, verbose)?;
+    if !writable {
+        return enter_a_layer_over(rootfs, verbose);
     }
+    narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+        .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+    narrate(verbose, &format!("chdir({rootfs:?})"));
+    chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))
+}
+// ANCHOR_END: enter_rootfs
 
+// ANCHOR: drop_old_root
+/// Make the directory we are in our `/`, and leave nothing of the host's tree
+/// behind. We pivot as runc does, with the new root as put_old too:
+/// `pivot_root(".", ".")` stacks the old root on top of the new one, and a
+/// lazy unmount of "." takes it away, with all that is mounted below it. No
+/// `oldrootfs/` is needed, so two containers never share one.
+pub fn drop_old_root(rootfs: &Path, verbose: bool) -> Result<()> {
     narrate(verbose, "pivot_root(\".\", \".\")");
     pivot_root(".", ".")
         .wrap_err_with(|| format!("pivot_root(\".\", \".\") in {rootfs:?} refused"))
@@ -58,7 +65,7 @@ pub fn enter_rootfs(rootfs: &Path, writable: bool, verbose: bool) -> Result<()> 
     narrate(verbose, "chdir(\"/\")");
     chdir("/").wrap_err("cannot chdir to the new root")
 }
-// ANCHOR_END: enter_rootfs
+// ANCHOR_END: drop_old_root
 
 // ANCHOR: enter_a_layer_over
 /// Mount a copy-on-write layer over `rootfs`, as `docker run --rm` gives a
@@ -117,16 +124,17 @@ fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
 /// instead of shared with the host: its own processes in /proc, a read-only
 /// /sys, a /dev with only harmless devices, and a private /tmp. Each is
 /// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts"). Last,
-/// the parts of /proc and /sys that are the host's are protected.
+/// the parts of /proc and /sys that are the host's are protected. All of it
+/// in the new root, which is the directory we are in: the paths are relative.
 pub fn mount_filesystems(verbose: bool) -> Result<()> {
     let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
-    mount_fs("proc", "/proc", nosuid | nodev | noexec, "", verbose)?;
-    mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
-    mount_fs("tmpfs", "/dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
+    mount_fs("proc", "proc", nosuid | nodev | noexec, "", verbose)?;
+    mount_fs("sysfs", "sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
+    mount_fs("tmpfs", "dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
     make_devices(verbose)?;
-    mount_fs("devpts", "/dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620", verbose)?;
-    mount_fs("tmpfs", "/dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
-    mount_fs("tmpfs", "/tmp", nosuid | nodev, "mode=1777", verbose)?;
+    mount_fs("devpts", "dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620", verbose)?;
+    mount_fs("tmpfs", "dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
+    mount_fs("tmpfs", "tmp", nosuid | nodev, "mode=1777", verbose)?;
     protect_host_paths(verbose)
 }
 // ANCHOR_END: mount_filesystems
@@ -190,25 +198,31 @@ const MASKED: [(&str, &str); 11] = [
 fn protect_host_paths(verbose: bool) -> Result<()> {
     for (path, why) in READ_ONLY {
         narrate(verbose, &format!("read-only {path}, if this kernel has it: else we could {why}"));
-        if Path::new(path).exists() {
+        let path = in_new_root(path);
+        if path.exists() {
             make_read_only(path)?;
         }
     }
     for (path, what) in MASKED {
         narrate(verbose, &format!("mask {path}, if this kernel has it: {what}"));
-        let path = Path::new(path);
+        let path = in_new_root(path);
         if path.is_dir() {
             let flags =
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("mode=755"))
                 .wrap_err_with(|| format!("cannot hide {path:?}"))?;
         } else if path.exists() {
-            mount(Some("/dev/null"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(Some("dev/null"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                 .wrap_err_with(|| format!("cannot hide {path:?}"))?;
             remount_read_only(path)?;
         }
     }
     Ok(())
+}
+
+/// "/proc/kcore" in the new root, which is the directory we are in.
+fn in_new_root(path: &str) -> &Path {
+    Path::new(path.trim_start_matches('/'))
 }
 // ANCHOR_END: protect_host_paths
 
@@ -218,10 +232,10 @@ fn protect_host_paths(verbose: bool) -> Result<()> {
 /// the flags anew: those the mount has (for /proc, nosuid, nodev and noexec)
 /// must be given again, or they are lost, so we ask statvfs(3) for them, as
 /// runc does.
-fn make_read_only(path: &str) -> Result<()> {
+fn make_read_only(path: &Path) -> Result<()> {
     mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .wrap_err_with(|| format!("cannot bind-mount {path:?} on itself"))?;
-    remount_read_only(Path::new(path))
+    remount_read_only(path)
 }
 
 /// Remount the bind mount at `path` read-only, with its own flags.
@@ -269,10 +283,18 @@ const DEVICE_LINKS: [(&str, &str); 5] = [
 
 // ANCHOR: make_devices
 /// mknod(2) each device, readable and writable by all, and link the rest.
+/// In a user namespace, mknod is refused (a device made there would reach
+/// any disk): the host's own devices are bind-mounted instead, as bubblewrap
+/// and rootless Podman do (book: chapter 4, "The devices").
 fn make_devices(verbose: bool) -> Result<()> {
+    let rootless = in_user_namespace();
     let umask_before = umask(Mode::empty()); // so that 0666 is what we get
     for (name, major, minor) in DEVICES {
-        let path = format!("/dev/{name}");
+        let path = format!("dev/{name}");
+        if rootless {
+            bind_host_device(&path, verbose)?;
+            continue;
+        }
         narrate(verbose, &format!("mknod({path:?}, S_IFCHR|0666, makedev({major}, {minor}))"));
         mknod(
             path.as_str(),
@@ -285,8 +307,25 @@ fn make_devices(verbose: bool) -> Result<()> {
     umask(umask_before);
     for (link, target) in DEVICE_LINKS {
         narrate(verbose, &format!("symlink({target:?}, {link:?})"));
-        symlink(target, link).wrap_err_with(|| format!("cannot link {link} to {target}"))?;
+        symlink(target, in_new_root(link))
+            .wrap_err_with(|| format!("cannot link {link} to {target}"))?;
     }
     Ok(())
+}
+
+/// Bind-mount the host's /dev/NAME on `path`, an empty file made for it.
+fn bind_host_device(path: &str, verbose: bool) -> Result<()> {
+    let host = format!("/{path}");
+    fs::write(path, "").wrap_err_with(|| format!("cannot create {path}"))?;
+    narrate(verbose, &format!("mount({host:?}, {path:?}, NULL, MS_BIND, NULL)"));
+    mount(Some(host.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .wrap_err_with(|| format!("cannot bind-mount the host's {host} on {path}"))
+}
+
+/// True in a user namespace other than the host's: the host's maps every
+/// user ID to itself, "0 0 4294967295".
+fn in_user_namespace() -> bool {
+    let map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
 }
 // ANCHOR_END: make_devices

@@ -12,13 +12,14 @@ mod filesystems;
 mod init;
 mod limits;
 mod privileges;
+mod rootless;
 mod seccomp;
 
 // ANCHOR: use
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,7 +38,7 @@ use nix::sched::{CloneFlags, clone};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Pid, execv, pipe2, sethostname};
+use nix::unistd::{Pid, Uid, close, execv, pipe2, read, sethostname, write};
 use privileges::{Ulimit, User};
 // ANCHOR_END: use
 
@@ -146,6 +147,11 @@ fn main() -> ExitCode {
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
+    // Not root: the namespaces come inside a user namespace of our own.
+    let rootless = !Uid::effective().is_root();
+    if rootless {
+        rootless::check_user_namespaces()?;
+    }
     // Blocked first: a Ctrl-C now waits for `supervise`, and cannot stop us half-way.
     let signals = init::block_signals()?;
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
@@ -154,7 +160,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
         Cgroup::create(&limits, container.cgroup_parent.as_deref(), container.verbose)?;
     // Dropped on every way out of here, it gives the terminal back as it was.
     let terminal = init::Terminal::take();
-    let child = start_child(container, &cgroup)?;
+    let child = start_child(container, rootless, &cgroup)?;
     if let Some(terminal) = &terminal {
         terminal.give_to(child, container.verbose)?;
     }
@@ -175,9 +181,13 @@ fn parent(container: &Container) -> Result<ExitCode> {
 
 // ANCHOR: start_child
 /// clone(2) a new process that joins the container's cgroup, then re-executes
-/// this program as `child`.
-fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
-    let flags = namespaces();
+/// this program as `child`, once its IDs are mapped when it is rootless.
+fn start_child(container: &Container, rootless: bool, cgroup: &Cgroup) -> Result<Pid> {
+    let mut flags = namespaces();
+    if rootless {
+        // The kernel makes the user namespace first, and it owns the others.
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
         .into_iter()
@@ -185,6 +195,9 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
     let verbose = container.verbose;
+    // The child waits on this pipe until we say go: a rootless child must not
+    // exec before its IDs are mapped, or it loses its capabilities.
+    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
     // The child reads this pipe to learn that the runtime is alive (init::die_with_runtime).
     let (alive, runtime) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("pipe2 failed")?;
 
@@ -195,6 +208,9 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
     let child = unsafe {
         clone(
             Box::new(|| {
+                if !wait_for_go(&wait, &go) {
+                    return 1; // the runtime failed, and says why
+                }
                 let made = init::die_with_runtime(&alive, &runtime, verbose)
                     .and_then(|()| init::own_process_group(verbose));
                 if let Err(report) = made {
@@ -220,12 +236,29 @@ fn start_child(container: &Container, cgroup: &Cgroup) -> Result<Pid> {
     // Never closed by us: the kernel closes it when the runtime exits, however it exits.
     let _ = runtime.into_raw_fd();
     let suggestion = match child {
-        Err(Errno::EPERM) => "creating namespaces needs root: use `sudo`, or `just step5 run …`",
+        Err(Errno::EPERM) => "creating namespaces needs root or a user namespace: use `sudo`",
         _ => "see the book's Troubleshooting appendix",
     };
-    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags))).suggestion(suggestion)
+    let child = child
+        .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
+        .suggestion(suggestion)?;
+    if rootless {
+        rootless::write_id_maps(child, verbose)?;
+    }
+    write(&go, b"!").wrap_err("cannot tell the container to go on")?;
+    Ok(child)
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: wait_for_go
+/// In the new process: wait until the runtime says go. If it failed first, the
+/// pipe ends empty (we close our own copy of its write end, or we would wait
+/// for ourselves).
+fn wait_for_go(wait: &OwnedFd, go: &OwnedFd) -> bool {
+    let _ = close(go.as_raw_fd());
+    read(wait, &mut [0]) == Ok(1)
+}
+// ANCHOR_END: wait_for_go
 
 // ANCHOR: namespaces
 /// The namespaces the child starts in: new UTS (hostname), PID and mount
@@ -252,6 +285,7 @@ fn child(container: &Container) -> Result<ExitCode> {
     bring_up_loopback(verbose)?;
     filesystems::enter_rootfs(&container.rootfs, container.writable, verbose)?;
     filesystems::mount_filesystems(verbose)?;
+    filesystems::drop_old_root(&container.rootfs, verbose)?;
     let user = privileges::find_user(&container.user)?;
 
     let become_command = || restrict_and_exec(container, &user, &hostname, &signals);

@@ -13,6 +13,7 @@ use std::fs;
 use caps::{CapSet, Capability};
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
+use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
@@ -262,11 +263,24 @@ fn find_group(group: &str) -> Result<u32> {
 /// Become `--user`: clear the supplementary groups first (the host's root may
 /// have some), then the group, and the user last, since that gives up the
 /// right to change the other two. A user other than root loses every capability here.
+/// Rootless, the runtime denied setgroups(2) for good (book: chapter 2, Without
+/// root), and only root is mapped: another user is refused with the fix.
 fn switch_user(user: &User, verbose: bool) -> Result<()> {
-    narrate(verbose, "setgroups([])");
-    setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+    let setgroups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s == "deny\n");
+    if !setgroups_denied {
+        narrate(verbose, "setgroups([])");
+        setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+    }
     narrate(verbose, &format!("setgid({})", user.gid));
-    setgid(user.gid).wrap_err_with(|| format!("cannot change to group {}", user.gid))?;
+    match setgid(user.gid) {
+        // Rootless, the container's user namespace maps root alone: EINVAL.
+        Err(Errno::EINVAL) => {
+            return Err(eyre!("cannot change to group {}: it is not mapped", user.gid))
+                .wrap_err("rootless, the container has one user, root")
+                .suggestion("leave --user out, or run as root (`sudo`)");
+        }
+        result => result.wrap_err_with(|| format!("cannot change to group {}", user.gid))?,
+    }
     narrate(verbose, &format!("setuid({})", user.uid));
     setuid(user.uid).wrap_err_with(|| format!("cannot change to user {}", user.uid))
 }

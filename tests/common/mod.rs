@@ -90,24 +90,14 @@ impl Step {
         (runtime, output)
     }
 
-    /// The same run by a learner who forgot `sudo`: as user `nobody`, in a
-    /// checkout of their own. That is a directory `nobody` may enter (this
-    /// checkout may be private), with a copy of the step at
-    /// `target/debug/` and a `rootfs/bin/sh`, enough for the step to get as
-    /// far as the clone(2) that needs root.
-    pub fn run_as_nobody(&self, args: &[&str]) -> Run {
+    /// The same run by a learner without root (book: chapter 2, Without root):
+    /// as user `nobody`, in a checkout of their own, where they built the step
+    /// and ran `just rootfs`, so that its `rootfs/` is theirs. That is a
+    /// directory `nobody` may enter (this checkout may be private).
+    pub fn run_rootless(&self, args: &[&str]) -> Run {
         let host = HostState::now();
-        let checkout = scratch_dir(self.name);
-        fs::create_dir_all(checkout.join("target/debug")).unwrap();
-        fs::create_dir_all(checkout.join("rootfs/bin")).unwrap();
-        std::os::unix::fs::symlink("busybox", checkout.join("rootfs/bin/sh")).unwrap();
-        let exe = checkout.join("target/debug").join(self.name);
-        fs::copy(self.exe, &exe).unwrap();
-        let mut setpriv = as_a_learner(Command::new("setpriv"));
-        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
-        setpriv.current_dir(&checkout);
-        let run = self.run_with(setpriv, &format!("./target/debug/{}", self.name), args);
-        fs::remove_dir_all(&checkout).unwrap();
+        let checkout = RootlessCheckout::new(self);
+        let run = self.run_with(checkout.command(), &format!("./target/debug/{}", self.name), args);
         host.assert_unchanged(self.name);
         run
     }
@@ -174,6 +164,68 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("byoc-{name}-{}", std::process::id()))
 }
 
+/// User `nobody`, the learner without root of the rootless tests.
+pub const NOBODY: u32 = 65534;
+
+/// A learner's checkout for rootless runs, removed when dropped: the step at
+/// `target/debug/`, and a copy of rootfs/ that belongs to `nobody`, as `just
+/// rootfs` makes it for a learner without root. Make it while holding a
+/// `HostState` (see ONE_AT_A_TIME: ETXTBSY).
+pub struct RootlessCheckout {
+    pub dir: PathBuf,
+    pub exe: PathBuf,
+}
+
+impl RootlessCheckout {
+    pub fn new(step: &Step) -> RootlessCheckout {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = scratch_dir(&format!("rootless-{}-{n}", step.name));
+        fs::create_dir_all(dir.join("target/debug")).unwrap();
+        let exe = dir.join("target/debug").join(step.name);
+        fs::copy(step.exe, &exe).unwrap();
+        if step.name >= "step3" {
+            require_rootfs();
+            copy_for_nobody(&Path::new(PROJECT).join("rootfs"), &dir.join("rootfs"));
+        }
+        RootlessCheckout { dir, exe }
+    }
+
+    /// `./target/debug/stepN`, run as `nobody` from the checkout, with a
+    /// learner's environment: no root's PATH.
+    pub fn command(&self) -> Command {
+        let mut setpriv = as_a_learner(Command::new("setpriv"));
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&self.exe);
+        setpriv.current_dir(&self.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
+        setpriv
+    }
+}
+
+impl Drop for RootlessCheckout {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// cp -a `from` `to`, everything then owned by `nobody`.
+fn copy_for_nobody(from: &Path, to: &Path) {
+    use std::os::unix::fs::{PermissionsExt, lchown};
+    let meta = fs::symlink_metadata(from).unwrap();
+    if meta.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from).unwrap(), to).unwrap();
+    } else if meta.is_dir() {
+        fs::create_dir(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_for_nobody(&entry.path(), &to.join(entry.file_name()));
+        }
+        fs::set_permissions(to, fs::Permissions::from_mode(meta.permissions().mode())).unwrap();
+    } else {
+        fs::copy(from, to).unwrap();
+    }
+    lchown(to, Some(NOBODY), Some(NOBODY)).unwrap();
+}
+
 /// A copy of rootfs/ with `attacks` (tests/tools/attacks.rs, built statically) in
 /// /usr/local/bin: the rootfs that tests/attacks.rs and the workshop's stage 4.6 run an
 /// untrusted program in, as the path they give to --rootfs, relative to the project. Made
@@ -216,11 +268,13 @@ pub fn attack_rootfs() -> &'static str {
 /// each match is replaced before a transcript is compared with its snapshot.
 /// `tests/redactions.rs` shows, for each, that it hides only what varies and
 /// that a real change of behaviour still fails the snapshot.
-pub const REDACTIONS: [(&str, &str); 7] = [
+pub const REDACTIONS: [(&str, &str); 8] = [
     // The runtime's host PID in the `-v` narration. The container's own PIDs,
     // all below 100, stay: `Pid(2)` is the command.
     (r"waitpid\(\d+\)", "waitpid([PID])"),
     (r"\bPid\(\d{3,}\)", "Pid([PID])"),
+    // Rootless, the runtime writes its child's ID maps, in /proc/CHILD'S-PID.
+    (r#""/proc/\d{3,}/(setgroups|uid_map|gid_map)""#, "\"/proc/[PID]/$1\""),
     // Step 5 names the container's cgroup after the runtime's PID.
     (r"\bbyoc-\d+\b", "byoc-[PID]"),
     // The random hostname that step 4 and later make up.
@@ -371,7 +425,7 @@ fn become_subreaper() {
 /// One container at a time: tests run in parallel threads, and another test's
 /// container must not look like one this test leaked. Every process a test
 /// starts, it starts while holding this (through `HostState`). (Nor may
-/// another thread's fork hold open the binary that `run_as_nobody` copies:
+/// another thread's fork hold open the binary that `RootlessCheckout` copies:
 /// ETXTBSY.)
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

@@ -69,6 +69,12 @@ pub const STAGES: &[Stage] = &[
         check: hostname_and_network,
     },
     Stage {
+        id: "2.4",
+        name: "without root: a user namespace of its own",
+        read: "chapter 2, Without root",
+        check: without_root,
+    },
+    Stage {
         id: "3.1",
         name: "refuse what is no root filesystem",
         read: "chapter 3, The diff: check_rootfs",
@@ -170,10 +176,37 @@ impl Ran {
 /// Run `program ARGS…` in the net. Whatever the stage, it fails when the program stopped at a
 /// `todo!()` (its message says what to write), or harmed the stand-in host.
 fn run(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
-    // The step is the first digit of the program's name: step3, or a variant of it.
+    let shown = format!("just yours {} {}", step_of(program), common::shell_words(args));
+    run_shown(shown, program, args)
+}
+
+/// The step is the first digit of the program's name: step3, or a variant of it.
+fn step_of(program: &Path) -> char {
     let name = program.file_name().unwrap_or_default().to_string_lossy();
-    let step = name.chars().find(char::is_ascii_digit).unwrap_or('?');
-    let shown = format!("just yours {step} {}", common::shell_words(args));
+    name.chars().find(char::is_ascii_digit).unwrap_or('?')
+}
+
+/// `run`, as user `nobody`, as a learner without root runs it: from a copy that `nobody`
+/// may run (the learner's checkout may be private), in the net.
+fn run_rootless(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = common::scratch_dir(&format!("rootless-check-{n}"));
+    fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join(program.file_name().unwrap());
+    fs::copy(program, &copy).unwrap();
+    let copy = copy.to_string_lossy();
+    let mut setpriv = vec!["--reuid=65534", "--regid=65534", "--clear-groups", &copy];
+    setpriv.extend(args);
+    let shown =
+        format!("(as nobody) just yours {} {}", step_of(program), common::shell_words(args));
+    let ran = run_shown(shown, Path::new("setpriv"), &setpriv);
+    let _ = fs::remove_dir_all(&dir);
+    ran
+}
+
+/// `run`, with the command line that the failure shows.
+fn run_shown(shown: String, program: &Path, args: &[&str]) -> Result<Ran, Failure> {
     let ran = Ran { shown, outcome: net::run(program, args, LIMIT) };
     if let Some(at) = ran.output().find("not yet implemented: ") {
         let todo = &ran.output()[at + "not yet implemented: ".len()..];
@@ -322,6 +355,18 @@ fn hostname_and_network(program: &Path) -> Result<(), Failure> {
         ran.output().contains("<LOOPBACK,UP"),
         "lo is UP",
         "lo is down in the container: bring it up with ioctl SIOCSIFFLAGS, its flags IFF_UP",
+    )
+}
+
+fn without_root(program: &Path) -> Result<(), Failure> {
+    let script = "id -u; set -- $(cat /proc/self/uid_map); echo $1 $2 $3; hostname";
+    let ran = run_rootless(program, &["run", "sh", "-c", script])?;
+    ran.expect(
+        ran.outcome.status == 0 && ran.output() == "0\n0 65534 1\ncontainer\n",
+        "0, then 0 65534 1, then container: root in the container, and that root is nobody, \
+         the user who ran it",
+        "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's uid_map \
+         and gid_map, before the child goes on (chapter 2, Without root)",
     )
 }
 
@@ -476,10 +521,11 @@ fn fewer_privileges(program: &Path) -> Result<(), Failure> {
 }
 
 fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
-    // The safety net keeps its report open as its fd 3: the program inherits it.
-    let ran = run(program, &["run", "sh", "-c", "ls /proc/$$/fd | tr '\\n' ' '"])?;
+    // The safety net keeps its report open as its fd 3: the program inherits it. The shell
+    // lists its own, with no pipe of its own open meanwhile (a pipeline's would show).
+    let ran = run(program, &["run", "sh", "-c", "ls /proc/$$/fd; true"])?;
     ran.expect(
-        ran.output() == "0 1 2 ",
+        ran.output() == "0\n1\n2\n",
         "0 1 2: the command's own descriptors, none of the caller's (the net's is 3)",
         "init must close every descriptor above 2 before anything else, with close_range(2)",
     )?;

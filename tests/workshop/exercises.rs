@@ -68,6 +68,13 @@ pub const PIECES: &[Piece] = &[
                IFF_UP (chapter 2, The diff: bring_up_loopback)",
     },
     Piece {
+        stage: "2.4",
+        file: "rootless.rs",
+        function: "write_id_maps",
+        todo: "write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" to its uid_map and \
+               \"0 GID 1\" to its gid_map, with our effective IDs (chapter 2, Without root)",
+    },
+    Piece {
         stage: "3.1",
         file: "main.rs",
         function: "check_rootfs",
@@ -117,15 +124,22 @@ pub const PIECES: &[Piece] = &[
         file: "filesystems.rs",
         function: "enter_rootfs",
         todo: "with --writable, bind-mount the rootfs on itself and chdir into it, else \
-               enter_a_layer_over it; then pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), \
-               chdir(\"/\") (chapter 4, Part 2: The old root goes)",
+               enter_a_layer_over it (chapter 4, Part 2: The code)",
+    },
+    Piece {
+        stage: "4.2",
+        file: "filesystems.rs",
+        function: "drop_old_root",
+        todo: "pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), chdir(\"/\") \
+               (chapter 4, Part 2: The old root goes)",
     },
     Piece {
         stage: "4.2",
         file: "filesystems.rs",
         function: "mount_filesystems",
-        todo: "mount /proc, a read-only /sys, /dev with its devices, /dev/pts, /dev/shm and \
-               /tmp, each with its flags, then protect_host_paths \
+        todo: "mount proc, a read-only sys, dev with its devices, dev/pts, dev/shm and tmp, \
+               each with its flags, in the new root (paths relative to it), then \
+               protect_host_paths \
                (chapter 4, Part 2: The filesystems the container sees)",
     },
     Piece {
@@ -139,7 +153,8 @@ pub const PIECES: &[Piece] = &[
         stage: "4.2",
         file: "filesystems.rs",
         function: "make_devices",
-        todo: "mknod each of DEVICES, mode 0666 whatever the umask, then make DEVICE_LINKS \
+        todo: "mknod each of DEVICES in dev/, mode 0666 whatever the umask (in a user \
+               namespace, bind_host_device instead), then make DEVICE_LINKS \
                (chapter 4, Part 2: The devices)",
     },
     Piece {
@@ -303,6 +318,15 @@ pub const MISTAKES: &[Mistake] = &[
         from: "libc::IFF_UP as libc::c_short",
         to: "0",
         says: "IFF_UP",
+    },
+    Mistake {
+        stage: "2.4",
+        what: "setgroups not denied first",
+        file: "rootless.rs",
+        function: "write_id_maps",
+        from: "(\"setgroups\", \"deny\".to_string()),",
+        to: "",
+        says: "setgroups",
     },
     Mistake {
         stage: "3.1",

@@ -93,7 +93,7 @@ fn detects_the_layout() {
 #[test]
 fn hybrid_uses_the_v1_trees_beneath_our_own_cgroups() {
     let fake = Fake::new();
-    let cgroup = Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &LIMITS, None, false);
+    let cgroup = Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &LIMITS, None, false, false);
     let cgroup = cgroup.unwrap();
     let name = format!("byoc-{}", std::process::id());
     let memory = Path::new("memory/process_api/abc").join(&name);
@@ -113,7 +113,7 @@ fn hybrid_uses_the_v1_trees_beneath_our_own_cgroups() {
 fn v2_enables_the_controllers_in_the_root_and_byoc() {
     let fake = Fake::new();
     let mountinfo = fake.v2("cpuset cpu io memory hugetlb pids rdma misc\n");
-    let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &LIMITS, None, false).unwrap();
+    let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &LIMITS, None, false, false).unwrap();
     let dir = Path::new("byoc").join(format!("byoc-{}", std::process::id()));
     assert_eq!(cgroup.dirs(), [fake.0.join(&dir)]);
     assert_eq!(fake.read("cgroup.subtree_control"), "+memory +pids +cpu");
@@ -157,7 +157,7 @@ fn survives_other_containers_making_and_removing_byoc() {
         }
         let memory = Limits { memory: Some(1 << 30), ..Limits::default() };
         for _ in 0..300 {
-            let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &memory, None, false);
+            let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &memory, None, false, false);
             let cgroup = cgroup.inspect_err(|_| done.store(true, Ordering::Relaxed)).unwrap();
             remove_fake(cgroup);
         }
@@ -187,7 +187,7 @@ fn cgroup_parent_must_exist() {
     let fake = Fake::new();
     let memory = Limits { memory: Some(1 << 30), ..Limits::default() };
     let create =
-        |parent| Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &memory, parent, false);
+        |parent| Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &memory, parent, false, false);
     let error = create(Some("/no/such")).unwrap_err();
     assert!(error.to_string().contains("memory/no/such\""), "{error}");
     let cgroup = create(Some("/my/parent")).unwrap();
@@ -198,9 +198,71 @@ fn cgroup_parent_must_exist() {
 #[test]
 fn a_missing_controller_is_an_error() {
     let fake = Fake::new();
-    let error = Cgroup::create_from(&fake.v2("cpu io pids\n"), V2_CGROUP, &LIMITS, None, false);
+    let error =
+        Cgroup::create_from(&fake.v2("cpu io pids\n"), V2_CGROUP, &LIMITS, None, false, false);
     let expected = "no cgroup tree offers the memory controller (layout: v2)";
     assert_eq!(error.unwrap_err().to_string(), expected);
+}
+
+const MEMORY_AND_PIDS: Limits = Limits { memory: Some(100 << 20), pids: Some(20), cpus: None };
+
+#[test]
+fn rootless_refuses_limits_on_cgroup_v1() {
+    let fake = Fake::new();
+    let error =
+        Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &MEMORY_AND_PIDS, None, true, false);
+    let expected = format!(
+        "rootless, cgroup limits need cgroup v2; the memory controller is on cgroup v1 here, at \
+         {:?}, where a user may make no cgroup",
+        fake.0.join("memory")
+    );
+    assert_eq!(error.unwrap_err().to_string(), expected);
+}
+
+/// Rootless: the container's cgroup goes beside a leaf that the runtime moved itself into,
+/// in the cgroup it runs in, and all of it is undone at the end.
+#[test]
+fn rootless_uses_the_cgroup_delegated_to_it_and_leaves_it_as_found() {
+    let fake = Fake::new();
+    let mountinfo = fake.v2("memory pids\n");
+    fake.file("user.slice/session-2.scope/cgroup.controllers", "memory pids\n");
+    let cgroup =
+        Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true, false).unwrap();
+    let own = Path::new("user.slice/session-2.scope");
+    let leaf = own.join(format!("runtime-{}", std::process::id()));
+    let dir = own.join(format!("byoc-{}", std::process::id()));
+    assert_eq!(cgroup.dirs(), [fake.0.join(&dir)]);
+    assert_eq!(fake.read(leaf.join("cgroup.procs")), "0");
+    assert_eq!(fake.read(own.join("cgroup.subtree_control")), "+memory +pids");
+    assert_eq!(fake.read(dir.join("memory.max")), "104857600");
+    assert_eq!(fake.read(dir.join("pids.max")), "20");
+    assert!(!fake.0.join("byoc").exists(), "rootless, nothing is made at the root");
+    fs::remove_file(fake.0.join(leaf.join("cgroup.procs"))).unwrap(); // as the kernel would
+    remove_fake(cgroup);
+    assert_eq!(fake.read(own.join("cgroup.subtree_control")), "-memory -pids");
+    assert_eq!(fake.read(own.join("cgroup.procs")), "0");
+    assert!(!fake.0.join(leaf).exists());
+}
+
+#[test]
+fn rootless_needs_a_cgroup_delegated_to_it_with_the_controllers() {
+    let fake = Fake::new();
+    let mountinfo = fake.v2("memory pids\n");
+    fake.file("user.slice/session-2.scope/cgroup.controllers", "pids\n");
+    let create = || Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true, false);
+    let own = fake.0.join("user.slice/session-2.scope");
+    let expected = format!("the memory controller is not delegated to you in {own:?}");
+    assert_eq!(create().unwrap_err().to_string(), expected);
+
+    // A cgroup that is not ours: only root can give the fake's file away (the suite runs as root).
+    if !Uid::effective().is_root() {
+        return;
+    }
+    std::os::unix::fs::chown(own.join("cgroup.procs"), Some(65534), None).unwrap();
+    let expected =
+        format!("rootless, cgroup limits need a cgroup delegated to you: {own:?} is not");
+    assert_eq!(create().unwrap_err().to_string(), expected);
+    assert_eq!(fs::read_dir(&own).unwrap().count(), 2, "nothing made");
 }
 
 fn oom_report(events_file: &str, events: &str, peak_file: &str) -> Option<String> {
@@ -208,7 +270,7 @@ fn oom_report(events_file: &str, events: &str, peak_file: &str) -> Option<String
     fake.file(events_file, events);
     fake.file(peak_file, "104857600\n");
     let memory = Some((fake.0.clone(), 100 << 20));
-    Cgroup { dirs: Vec::new(), byoc: None, memory, verbose: false }.oom_report()
+    Cgroup { dirs: Vec::new(), byoc: None, memory, delegated: None, verbose: false }.oom_report()
 }
 
 #[test]

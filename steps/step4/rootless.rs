@@ -1,0 +1,84 @@
+// ANCHOR: head
+//! Without root (book: chapter 2, "Without root"). Run by a user who is not
+//! root, the runtime asks for one namespace more, a user namespace: the kernel
+//! makes it first, and the others belong to it, so that its root, which is
+//! the user, may make and use them. Root there has every capability, over what
+//! the namespace owns only: its hostname, its mounts, its network, never the
+//! host's files or devices. This file holds what that needs: a check that the
+//! kernel allows it, and the ID maps that make the user root inside.
+
+use std::fs;
+
+use color_eyre::Section;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::narrate;
+// ANCHOR_END: head
+
+// ANCHOR: write_id_maps
+/// A new user namespace maps no user: until we write its maps, the child is
+/// nobody there. Map its root, and only its root, to us, as `unshare -r`
+/// does: the one mapping a user may write for themselves. setgroups(2) must be
+/// denied first, or the child could drop a group that denies us something
+/// (user_namespaces(7); book: chapter 2, Without root).
+pub fn write_id_maps(child: Pid, verbose: bool) -> Result<()> {
+    let maps = [
+        ("setgroups", "deny".to_string()),
+        ("uid_map", format!("0 {} 1", Uid::effective())),
+        ("gid_map", format!("0 {} 1", Gid::effective())),
+    ];
+    for (file, map) in maps {
+        let path = format!("/proc/{child}/{file}");
+        narrate(verbose, &format!("write({path:?}, {map:?})"));
+        fs::write(&path, &map).wrap_err_with(|| format!("cannot write {map:?} to {path}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: write_id_maps
+
+// ANCHOR: USERNS_SWITCHES
+/// The kernel settings that refuse user namespaces to users, (file, the value
+/// that refuses, the setting as sysctl(8) names it with a value that allows,
+/// why a kernel refuses).
+const USERNS_SWITCHES: [(&str, &str, &str, &str); 3] = [
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "kernel.apparmor_restrict_unprivileged_userns=0",
+        "Ubuntu 24.04 and later let only programs with an AppArmor profile use them",
+    ),
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "kernel.unprivileged_userns_clone=1",
+        "this kernel (Debian's patch) lets only root make them",
+    ),
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "user.max_user_namespaces=15000",
+        "this kernel allows none",
+    ),
+];
+// ANCHOR_END: USERNS_SWITCHES
+
+// ANCHOR: check_user_namespaces
+/// Rootless runs need the kernel to let users make user namespaces. Ask
+/// first, and name the setting that refuses: under AppArmor's restriction the
+/// namespace is made but its root may not mount, so the failure would come
+/// later, as a puzzling EPERM.
+pub fn check_user_namespaces() -> Result<()> {
+    for (file, refuses, allows, why) in USERNS_SWITCHES {
+        if fs::read_to_string(file).is_ok_and(|value| value.trim() == refuses) {
+            return Err(eyre!("cannot run rootless: {file} is {refuses}: {why}")).suggestion(
+                format!(
+                    "run as root (`sudo`), or let users make user namespaces: \
+                     `sudo sysctl {allows}` (book: Troubleshooting, Rootless runs refused)"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: check_user_namespaces
