@@ -364,7 +364,11 @@ run_the_books_transcripts() {
         t_command="${t_shown#\$ }"
         case "$t_command" in
         "just step"*) t_command="${t_command#just }" ;;
-        "./target/debug/step"*) t_command="su -s /bin/sh nobody -c '${t_command#./target/debug/}'" ;;
+        "./target/debug/step"*)
+            # As nobody, through su -c '…': each ' of the command becomes '\''.
+            t_inner=$(printf '%s' "${t_command#./target/debug/}" | sed "s/'/'\\\\''/g")
+            t_command="su -s /bin/sh nobody -c '$t_inner'"
+            ;;
         *) echo "$t_name: not a step's command: $t_shown" && return 1 ;;
         esac
         t_status=0
@@ -374,6 +378,50 @@ run_the_books_transcripts() {
         ran=$((ran + 1))
     done <data/transcripts.list
     echo "ran $ran transcripts"
+}
+
+# ---------------------------------------------------------------- rootless (chapter 2, chapter 5)
+# A learner without root: user learner (uid 1000), as systemd makes a user of a laptop.
+add_learner() {
+    mkdir -p /etc
+    grep -qs '^learner:' /etc/passwd || echo 'learner:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
+    grep -qs '^learner:' /etc/group || echo 'learner:x:1000:' >>/etc/group
+}
+# A setting that refuses users user namespaces, set to REFUSES for one rootless run of step 2:
+# the run must fail, naming the setting and the way out; the setting is restored after.
+# SETTING_FILE REFUSES SYSCTL
+refused_by() {
+    [ -e "$1" ] || { echo "this kernel has no $1" && return 1; }
+    before=$(cat "$1")
+    echo "$2" >"$1"
+    out=$(su -s /bin/sh learner -c 'cd /opt/byoc && step2 run true' 2>&1)
+    status=$?
+    echo "$before" >"$1"
+    echo "$out"
+    [ "$status" = 1 ] && printf '%s\n' "$out" | grep -q "cannot run rootless: $1 is $2" &&
+        printf '%s\n' "$out" | grep -q "sudo sysctl $3"
+}
+# A cgroup delegated to learner the way systemd delegates user@1000.service: the directory and
+# its cgroup.procs, cgroup.subtree_control and cgroup.threads are the user's.
+DELEGATED=$CG/user.slice/user-1000.slice/user@1000.service
+delegate_to_learner() {
+    mkdir -p "$DELEGATED" &&
+        chown 1000:1000 "$DELEGATED" "$DELEGATED/cgroup.procs" "$DELEGATED/cgroup.subtree_control" \
+            "$DELEGATED/cgroup.threads"
+}
+# CMD... run as learner, alone in the delegated cgroup (root moves the shell there first, as
+# systemd starts a user's service in it), for 120 s at most: `timeout` itself stays outside,
+# since a cgroup with a process of its own may not enable controllers for its children.
+as_learner_delegated() {
+    timeout 120 sh -c 'echo $$ >"$1/cgroup.procs" && shift &&
+        exec su -s /bin/sh learner -c "cd /opt/byoc && exec $*"' as-learner "$DELEGATED" "$@"
+}
+delegated_cgroup_as_found() {
+    children=$(find "$DELEGATED" -mindepth 1 -type d)
+    control=$(cat "$DELEGATED/cgroup.subtree_control")
+    procs=$(cat "$DELEGATED/cgroup.procs")
+    echo "children: ${children:-none}; subtree_control: ${control:-empty}; procs: ${procs:-none}"
+    [ -z "$children$control$procs" ]
 }
 
 # ---------------------------------------------------------------- the VM looks like a laptop
@@ -442,6 +490,34 @@ check "step 5: 16 runs at once, twice: /byoc made and removed by whoever comes f
     sixteen_at_once_twice
 check "step 5: 16 runs at once beside a long-running one, all in /byoc/byoc-PID, none fails" \
     sixteen_at_once_beside_a_long_running_one
+
+# ---------------------------------------------------------------- rootless
+add_learner
+expect --match '^0 1000 1$' --match '^container$' \
+    "step 2 rootless, as learner: root in a user namespace, that root uid 1000" \
+    su -s /bin/sh learner -c "cd /opt/byoc && timeout 30 step2 run sh -c 'set -- \$(cat /proc/self/uid_map); echo \$1 \$2 \$3; hostname'"
+expect --match '^written$' "step 4 rootless, as learner: a shell's work in its layer" \
+    su -s /bin/sh learner -c "cd /opt/byoc && timeout 30 step4 run sh -c 'echo written >/tmp/x && cat /tmp/x'"
+check "rootless refused by user.max_user_namespaces = 0, and says so" \
+    refused_by /proc/sys/user/max_user_namespaces 0 user.max_user_namespaces=15000
+if [ -e /proc/sys/kernel/unprivileged_userns_clone ]; then
+    check "rootless refused by Debian's kernel.unprivileged_userns_clone = 0, and says so" \
+        refused_by /proc/sys/kernel/unprivileged_userns_clone 0 kernel.unprivileged_userns_clone=1
+else
+    note "this kernel has no kernel.unprivileged_userns_clone (Debian's patch): not tried"
+fi
+expect --status 1 --match 'rootless, cgroup limits need a cgroup delegated to you' \
+    --match 'Delegate=yes' \
+    "step 5 rootless outside a delegated cgroup: limits refused, with the way out" \
+    su -s /bin/sh learner -c 'cd /opt/byoc && timeout 30 step5 run --memory 100m true'
+check "a cgroup delegated to learner, as systemd's user@1000.service" delegate_to_learner
+expect --status 137 --show \
+    --match '^container hit its memory limit \(100 MiB\): the OOM killer killed the whole container' \
+    "step 5 rootless in a delegated cgroup: stress wanting 200 MiB of 100 MiB is OOM-killed, exit 137" \
+    as_learner_delegated step5 run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1
+check "... and the delegated cgroup is as it was: no child, no controller enabled, no process" \
+    delegated_cgroup_as_found
+rmdir "$DELEGATED"
 
 # ---------------------------------------------------------------- steps 4 and 5: hardening
 check "steps 4, 5: kcore hidden, sysrq-trigger read-only (step 3 reads one, opens the other)" \
