@@ -8,6 +8,8 @@ set positional-arguments
 # with ROOTLESS=1 (`ROOTLESS=1 just step4 run /bin/sh`, as a user), they run rootless.
 mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootless" } else if `command -v sudo || true` != "" { "sudo" } else { "rootless" }
 sudo := if mode == "sudo" { "sudo" } else { "" }
+# What needs root in every mode (the tests, the workshop's safety net): sudo unless root.
+root_sudo := if `id -u` == "0" { "" } else { "sudo" }
 
 # List the recipes
 default:
@@ -59,7 +61,9 @@ check *what: rootfs
     # your steps as you, and runs each in the safety net (book: Workshop).
     exe=$(cargo test -q --no-run --test workshop --message-format=json | grep '"name":"workshop"' |
         sed -n 's/.*"executable":"\([^"]*\)".*/\1/p') || exit
-    if [ "$(id -u)" = 0 ]; then "$exe" check "$@"; else sudo env CARGO="$(command -v cargo)" "$exe" check "$@"; fi
+    if [ "$(id -u)" = 0 ]; then "$exe" check "$@"; exit; fi
+    just _need_sudo "just check" || exit
+    sudo env CARGO="$(command -v cargo)" "$exe" check "$@"
 
 # Run your own step N by hand, in the safety net: just yours 3 run /bin/sh
 [no-exit-message]
@@ -69,12 +73,13 @@ yours n *args: rootfs
     step=$1
     shift
     [ -f "steps/yours/step$step/main.rs" ] || { echo "You have no step $step yet: \`just exercise $step\` makes it." >&2; exit 1; }
+    [ -z "{{ root_sudo }}" ] || just _need_sudo "just yours" || exit
     cp Cargo.lock steps/yours/Cargo.lock
     cargo build -q --offline --manifest-path steps/yours/Cargo.toml --target-dir target/yours --bin "step$step" || exit
     # In a throwaway stand-in for the host, for 15 minutes at most: a step that is still
     # wrong cannot harm the real one, and what it would have done is said after the run.
     report=$(mktemp)
-    {{ sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
+    {{ root_sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
     status=$?
     sed -n 's/^harm /safety net: /p' "$report" >&2
     rm -f "$report"
@@ -133,6 +138,8 @@ doctor *flags:
     for c in memory pids cpu; do grep -qw "$c" <<<"$controllers" || missing="$missing $c"; done
     [ -z "$missing" ] && ok "cgroups: $layout, with memory, pids and cpu" ||
         no "cgroups ($layout) lack:$missing" "step 5 needs them: boot with them enabled, or leave out its limits"
+    [ {{ mode }} = rootless ] && [ "$layout" != v2 ] &&
+        echo "  (rootless, step 5's limits need cgroup v2, delegated to you: here they need root)"
     if command -v rustc >/dev/null; then
         version=$(rustc --version | cut -d' ' -f2)
         if printf '%s\n' 1.89.0 "$version" | sort -V -C; then ok "Rust $version"
@@ -290,7 +297,7 @@ rootfs dir="rootfs":
 test: rootfs _mdbook && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
-    {{ if sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
+    {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
     book/tools/check.sh
     @# The book's `just bench` works (three runs each: a smoke test, not a measurement).
@@ -375,6 +382,14 @@ diffs:
 # Check the book: diffs up to date, builds without a warning, includes, links, Run-it commands
 book-check: _mdbook
     book/tools/check.sh
+
+# The safety net and the tests need root, rootless or not: without sudo, say so and how
+[no-exit-message]
+_need_sudo what:
+    #!/usr/bin/env sh
+    command -v sudo >/dev/null && exit
+    echo "error: {{ what }} needs root, for its safety net's stand-in host, and there is no sudo here: run it as root. (The steps run without root: book, chapter 2, Without root.)" >&2
+    exit 1
 
 # One line before each run: root or rootless, and why
 _mode step:

@@ -157,7 +157,7 @@ fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
     narrate(verbose, &format!("clone({})", flag_names(flags)));
     let mut stack = vec![0u8; 1024 * 1024];
     // SAFETY: this program is single-threaded, so the new process is a plain copy
-    // of it, as after fork(2), running on its own stack; all it does is exec.
+    // of it, as after fork(2), running on its own stack; it only waits, then execs.
     let child = unsafe {
         clone(
             Box::new(|| {
