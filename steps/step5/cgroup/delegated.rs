@@ -115,15 +115,20 @@ impl Delegated {
     }
 
     /// Undo `prepare`, once the container's cgroup is gone: the controllers off again, back
-    /// into the cgroup we came from, our leaf removed.
+    /// into the cgroup we came from, our leaf removed. Each is tried whatever the one before
+    /// did (`prepare` calls it half-way too); the first error is returned.
     pub fn undo(&self, verbose: bool) -> Result<()> {
+        let mut first_error = None;
         if !self.enabled.is_empty() {
             let value = self.enabled.iter().map(|c| format!("-{c}")).collect::<Vec<_>>().join(" ");
-            write(&self.own.join("cgroup.subtree_control"), &value, verbose)
-                .wrap_err_with(|| format!("cannot disable {value:?} in {:?}", self.own))?;
+            let disabled = write(&self.own.join("cgroup.subtree_control"), &value, verbose)
+                .wrap_err_with(|| format!("cannot disable {value:?} in {:?}", self.own));
+            first_error = disabled.err();
         }
-        write(&self.own.join("cgroup.procs"), "0", verbose)
-            .wrap_err_with(|| format!("cannot move the runtime back to {:?}", self.own))?;
-        super::robustness::rmdir(&self.leaf, verbose)
+        let back = write(&self.own.join("cgroup.procs"), "0", verbose)
+            .wrap_err_with(|| format!("cannot move the runtime back to {:?}", self.own));
+        first_error = first_error.or(back.err());
+        let removed = super::robustness::rmdir(&self.leaf, verbose);
+        first_error.or(removed.err()).map_or(Ok(()), Err)
     }
 }
