@@ -246,42 +246,7 @@ fn an_interactive_shell_with_job_control() {
     for step in environment_steps() {
         let host = common::HostState::now();
         let mut shell = Terminal::start(on_the_hosts_terminal(&step, "run /bin/sh"));
-        shell.expect("# "); // the prompt
-        // Type at a program only once it runs: before, the shell would read the keys.
-        // READY is typed as RE""ADY, so that only the shell's echo shows READY, and
-        // only `tr` can show FIRST: then tr runs, in the foreground, waiting to read.
-        shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
-        shell.expect("READY");
-        shell.type_keys("first\n");
-        shell.expect("FIRST");
-        shell.type_keys("\x03"); // Ctrl-C
-        shell.expect("# ");
-        shell.type_keys("echo \"tr said $?\"\n");
-        shell.expect("tr said 130"); // 128 + SIGINT: tr got it, and the container lives on
-        shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
-        shell.expect("READY");
-        shell.type_keys("second\n");
-        shell.expect("SECOND");
-        shell.type_keys("\x1a"); // Ctrl-Z
-        shell.expect("Stopped");
-        shell.expect("# ");
-        shell.type_keys("jobs\n");
-        shell.expect("[1]+  Stopped");
-        shell.expect("# ");
-        shell.type_keys("fg\n");
-        shell.expect("tr a-z A-Z"); // fg names the job it continues
-        shell.type_keys("third\n");
-        shell.expect("THIRD"); // tr runs again
-        shell.type_keys("\x04"); // Ctrl-D: the end of tr's input
-        shell.expect("# ");
-        shell.type_keys("echo \"tr said $?\"\n");
-        shell.expect("tr said 0");
-        shell.type_keys("sleep 30 &\n");
-        shell.type_keys("jobs\n");
-        shell.expect("[1]+  Running");
-        shell.type_keys("kill %1; wait\n");
-        shell.expect("Terminated");
-        shell.expect("# ");
+        common::job_control_session(&mut shell);
         shell.type_keys("stty -echo raw; exit 7\n");
         let (status, screen) = shell.wait();
         assert_eq!(status.code(), Some(7), "{screen}");

@@ -133,8 +133,7 @@ fn the_devices_are_the_hosts() {
     assert_transcript!("step4_devices", run);
 }
 
-/// Ctrl-C, Ctrl-Z and `exit` in a rootless shell, on a terminal, as in
-/// environment.rs's job-control test.
+/// Job control in a rootless shell, on a terminal: the session of environment.rs's test.
 #[test]
 fn a_rootless_shell_on_a_terminal() {
     common::require_root();
@@ -143,26 +142,7 @@ fn a_rootless_shell_on_a_terminal() {
     let mut command = checkout.command();
     command.args(["run", "/bin/sh"]);
     let mut shell = Terminal::start(command);
-    shell.expect("# ");
-    shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
-    shell.expect("READY");
-    shell.type_keys("first\n");
-    shell.expect("FIRST");
-    shell.type_keys("\x03"); // Ctrl-C
-    shell.expect("# ");
-    shell.type_keys("echo \"tr said $?\"\n");
-    shell.expect("tr said 130");
-    shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
-    shell.expect("READY");
-    shell.type_keys("second\n");
-    shell.expect("SECOND");
-    shell.type_keys("\x1a"); // Ctrl-Z
-    shell.expect("Stopped");
-    shell.type_keys("fg\n");
-    shell.type_keys("again\n");
-    shell.expect("AGAIN");
-    shell.type_keys("\x04");
-    shell.expect("# ");
+    common::job_control_session(&mut shell);
     shell.type_keys("exit 7\n");
     let (status, screen) = shell.wait();
     assert_eq!(status.code(), Some(7), "{screen}");

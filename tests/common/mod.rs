@@ -699,3 +699,46 @@ impl Drop for Terminal {
         }
     }
 }
+
+/// What a learner types at `run /bin/sh` on a terminal to try job control, each line once
+/// the screen shows what it must: Ctrl-C stops the foreground job and not the container;
+/// Ctrl-Z, `jobs`, `fg` and a job in the background work. It ends at the prompt; the caller
+/// types the `exit`. (environment.rs as root, rootless.rs without.)
+pub fn job_control_session(shell: &mut Terminal) {
+    shell.expect("# "); // the prompt
+    // Type at a program only once it runs: before, the shell would read the keys.
+    // READY is typed as RE""ADY, so that only the shell's echo shows READY, and
+    // only `tr` can show FIRST: then tr runs, in the foreground, waiting to read.
+    shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
+    shell.expect("READY");
+    shell.type_keys("first\n");
+    shell.expect("FIRST");
+    shell.type_keys("\x03"); // Ctrl-C
+    shell.expect("# ");
+    shell.type_keys("echo \"tr said $?\"\n");
+    shell.expect("tr said 130"); // 128 + SIGINT: tr got it, and the container lives on
+    shell.type_keys("echo RE\"\"ADY; tr a-z A-Z\n");
+    shell.expect("READY");
+    shell.type_keys("second\n");
+    shell.expect("SECOND");
+    shell.type_keys("\x1a"); // Ctrl-Z
+    shell.expect("Stopped");
+    shell.expect("# ");
+    shell.type_keys("jobs\n");
+    shell.expect("[1]+  Stopped");
+    shell.expect("# ");
+    shell.type_keys("fg\n");
+    shell.expect("tr a-z A-Z"); // fg names the job it continues
+    shell.type_keys("third\n");
+    shell.expect("THIRD"); // tr runs again
+    shell.type_keys("\x04"); // Ctrl-D: the end of tr's input
+    shell.expect("# ");
+    shell.type_keys("echo \"tr said $?\"\n");
+    shell.expect("tr said 0");
+    shell.type_keys("sleep 30 &\n");
+    shell.type_keys("jobs\n");
+    shell.expect("[1]+  Running");
+    shell.type_keys("kill %1; wait\n");
+    shell.expect("Terminated");
+    shell.expect("# ");
+}
