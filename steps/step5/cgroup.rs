@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use nix::unistd::Uid;
 
 use crate::limits::Limits;
 use crate::narrate;
@@ -49,12 +48,17 @@ pub struct Cgroup {
 // ANCHOR: create
 impl Cgroup {
     /// 1 of 5: make the container's cgroup and write its limits, before the container exists.
-    pub fn create(limits: &Limits, cgroup_parent: Option<&str>, verbose: bool) -> Result<Cgroup> {
+    /// `rootless`: run by a user who is not root, in the cgroup delegated to them.
+    pub fn create(
+        limits: &Limits,
+        cgroup_parent: Option<&str>,
+        rootless: bool,
+        verbose: bool,
+    ) -> Result<Cgroup> {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
             .wrap_err("failed to read /proc/self/mountinfo")?;
         let proc_cgroup =
             fs::read_to_string("/proc/self/cgroup").wrap_err("failed to read /proc/self/cgroup")?;
-        let rootless = !Uid::effective().is_root();
         Self::create_from(&mountinfo, &proc_cgroup, limits, cgroup_parent, rootless, verbose)
     }
 

@@ -157,7 +157,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
     // Dropped on every way out of here, errors included, it removes the cgroup.
     let mut cgroup =
-        Cgroup::create(&limits, container.cgroup_parent.as_deref(), container.verbose)?;
+        Cgroup::create(&limits, container.cgroup_parent.as_deref(), rootless, container.verbose)?;
     // Dropped on every way out of here, it gives the terminal back as it was.
     let terminal = init::Terminal::take();
     let child = start_child(container, rootless, &cgroup)?;

@@ -255,7 +255,7 @@ fn rootless_needs_a_cgroup_delegated_to_it_with_the_controllers() {
     assert_eq!(create().unwrap_err().to_string(), expected);
 
     // A cgroup that is not ours: only root can give the fake's file away (the suite runs as root).
-    if !Uid::effective().is_root() {
+    if !nix::unistd::Uid::effective().is_root() {
         return;
     }
     std::os::unix::fs::chown(own.join("cgroup.procs"), Some(65534), None).unwrap();
