@@ -167,6 +167,9 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// User `nobody`, the learner without root of the rootless tests.
 pub const NOBODY: u32 = 65534;
 
+/// setpriv(1)'s arguments that run a program as `nobody`, with no group of root's.
+pub const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
 /// A learner's checkout for rootless runs, removed when dropped: the step at
 /// `target/debug/`, and a copy of rootfs/ that belongs to `nobody`, as `just
 /// rootfs` makes it for a learner without root. Make it while holding a
@@ -178,13 +181,20 @@ pub struct RootlessCheckout {
 
 impl RootlessCheckout {
     pub fn new(step: &Step) -> RootlessCheckout {
+        Self::of(Path::new(step.exe), step.name >= "step3")
+    }
+
+    /// The same for any build of a step (a learner's, in the workshop's checks), with a
+    /// rootfs or not.
+    pub fn of(program: &Path, with_rootfs: bool) -> RootlessCheckout {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = scratch_dir(&format!("rootless-{}-{n}", step.name));
+        let name = program.file_name().unwrap();
+        let dir = scratch_dir(&format!("rootless-{}-{n}", name.to_string_lossy()));
         fs::create_dir_all(dir.join("target/debug")).unwrap();
-        let exe = dir.join("target/debug").join(step.name);
-        fs::copy(step.exe, &exe).unwrap();
-        if step.name >= "step3" {
+        let exe = dir.join("target/debug").join(name);
+        fs::copy(program, &exe).unwrap();
+        if with_rootfs {
             require_rootfs();
             copy_for_nobody(&Path::new(PROJECT).join("rootfs"), &dir.join("rootfs"));
         }
@@ -195,7 +205,7 @@ impl RootlessCheckout {
     /// learner's environment: no root's PATH.
     pub fn command(&self) -> Command {
         let mut setpriv = as_a_learner(Command::new("setpriv"));
-        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&self.exe);
+        setpriv.args(AS_NOBODY).arg(&self.exe);
         setpriv.current_dir(&self.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
         setpriv
     }

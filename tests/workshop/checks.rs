@@ -189,20 +189,13 @@ fn step_of(program: &Path) -> char {
 /// `run`, as user `nobody`, as a learner without root runs it: from a copy that `nobody`
 /// may run (the learner's checkout may be private), in the net.
 fn run_rootless(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = common::scratch_dir(&format!("rootless-check-{n}"));
-    fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join(program.file_name().unwrap());
-    fs::copy(program, &copy).unwrap();
-    let copy = copy.to_string_lossy();
-    let mut setpriv = vec!["--reuid=65534", "--regid=65534", "--clear-groups", &copy];
-    setpriv.extend(args);
+    let checkout = common::RootlessCheckout::of(program, false);
+    let exe = checkout.exe.to_string_lossy();
+    let setpriv: Vec<&str> =
+        common::AS_NOBODY.into_iter().chain([exe.as_ref()]).chain(args.iter().copied()).collect();
     let shown =
         format!("(as nobody) just yours {} {}", step_of(program), common::shell_words(args));
-    let ran = run_shown(shown, Path::new("setpriv"), &setpriv);
-    let _ = fs::remove_dir_all(&dir);
-    ran
+    run_shown(shown, Path::new("setpriv"), &setpriv)
 }
 
 /// `run`, with the command line that the failure shows.
