@@ -4,6 +4,9 @@
 //! the same commands give the same output as root's. The few differences are tested here too,
 //! each with what the learner sees.
 //!
+//! Root may ask for a user namespace too, `--userns-remap` (tested at the end): the
+//! container's root is then a host ID that owns nothing.
+//!
 //! Exemptions, each with its reason: `--user` other than root (a learner's own user namespace
 //! maps one ID, their own, to the container's root), and step 5's cgroup limits, which need
 //! cgroup v2 delegated to the user (this machine's memory controller is on cgroup v1; the VM
@@ -148,4 +151,95 @@ fn a_rootless_shell_on_a_terminal() {
     assert_eq!(status.code(), Some(7), "{screen}");
     drop(checkout);
     host.assert_unchanged("step4");
+}
+
+// As root, a user namespace on request: `--userns-remap ID` (book: chapter 2, "As root, a
+// user namespace too"). The container's IDs 0-65535 are the host's ID to ID+65535.
+
+/// The maps root writes: 65536 IDs from the one asked for, with setgroups left allowed; and
+/// the new process, nobody in the new namespace until it becomes its root.
+#[test]
+fn root_maps_the_container_to_ids_that_own_nothing() {
+    common::require_root();
+    let command = "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups";
+    let run = STEP2.run(&["run", "-v", "--userns-remap", "100000", "sh", "-c", command]);
+    assert_eq!(run.status, 0, "{}", run.transcript);
+    assert_transcript!("step2_userns_remap", run);
+}
+
+/// What root in the container may do to the host's files: step 3's old root is still there,
+/// and its root reads the host's /etc/shadow through it; remapped, it is refused, and the
+/// rootfs, root's on the host, is nobody's.
+#[test]
+fn the_remapped_root_cannot_read_the_hosts_secrets() {
+    common::require_root();
+    let command =
+        "id -u; stat -c '%u:%g %n' / /bin; head -c0 /oldrootfs/etc/shadow && echo readable";
+    let root = STEP3.run(&["run", "sh", "-c", command]);
+    assert!(root.output.contains("0:0 /bin\nreadable"), "{}", root.transcript);
+    let remapped = STEP3.run(&["run", "--userns-remap", "100000", "sh", "-c", command]);
+    assert_eq!(remapped.status, 1, "{}", remapped.transcript);
+    assert_transcript!("step3_userns_remap", remapped);
+}
+
+/// Step 4 remapped: `--user` works (65536 IDs are mapped), the devices are the host's, and
+/// the throwaway layer cannot write where root's files are: they are nobody's.
+#[test]
+fn step4_remapped_has_users_and_cannot_write_roots_files() {
+    common::require_root();
+    let command = "id; cat /proc/self/uid_map; grep -c ' /dev/' /proc/mounts; \
+                   echo t >/tmp/t && cat /tmp/t; echo kept >/root/x";
+    let run = STEP4.run(&["run", "--userns-remap", "100000", "sh", "-c", command]);
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert_transcript!("step4_userns_remap", run);
+    let learner = STEP4.run(&["run", "--userns-remap", "100000", "--user", "learner", "id"]);
+    assert_eq!(learner.output, "uid=1000(learner) gid=1000(learner)\n", "{}", learner.transcript);
+}
+
+/// On the host, the container's processes run as the first ID of the range; killed with
+/// SIGKILL, the runtime takes them with it, although they changed their IDs (which clears
+/// PR_SET_PDEATHSIG: they must change them first).
+#[test]
+fn on_the_host_the_remapped_container_is_user_100000() {
+    common::require_root();
+    let host = common::HostState::now();
+    let args = ["run", "--userns-remap", "100000", "sh", "-c", "echo ready; sleep 60"];
+    let (mut runtime, _output) = STEP4.spawn_ready(&args);
+    let children = format!("/proc/{0}/task/{0}/children", runtime.id());
+    let init = std::fs::read_to_string(children).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", init.trim())).unwrap();
+    let uids = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uids.split_whitespace().collect::<Vec<_>>(),
+        ["Uid:", "100000", "100000", "100000", "100000"]
+    );
+    runtime.kill().unwrap();
+    runtime.wait().unwrap();
+    host.assert_unchanged("step4");
+}
+
+/// Step 5 remapped: the runtime, root, makes the cgroup; the container joins it before it
+/// becomes 100000, who could not; the OOM demo ends as it does without the remap.
+#[test]
+fn step5_remapped_is_still_limited() {
+    common::require_root();
+    let args = ["run", "--userns-remap", "100000", "--memory", "100m", "--", "stress"];
+    let run = STEP5.run(&[&args[..], &["--vm-bytes", "200m", "--vm-keep", "-m", "1"]].concat());
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert!(run.output.contains("container hit its memory limit (100 MiB)"), "{}", run.transcript);
+}
+
+/// Only root may map other IDs than its own: rootless, the option is refused with the way
+/// out; and a range must start above 0 (0 would be the host's root) and fit below 2^32.
+#[test]
+fn userns_remap_is_for_root_and_a_range_that_fits() {
+    common::require_root();
+    let run = STEP2.run_rootless(&["run", "--userns-remap", "100000", "true"]);
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert_transcript!("step2_userns_remap_rootless", run);
+    for bad in ["0", "4294901760"] {
+        let run = STEP2.run(&["run", "--userns-remap", bad, "true"]);
+        assert_eq!(run.status, 2, "{}", run.transcript);
+        assert!(run.output.contains("invalid value"), "{}", run.transcript);
+    }
 }

@@ -65,6 +65,11 @@ struct Container {
     #[arg(short, long)]
     verbose: bool,
 
+    /// As root, put the container in a user namespace too, its IDs 0-65535
+    /// being the host's ID to ID+65535, as dockerd's --userns-remap
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(1..=4_294_901_759))]
+    userns_remap: Option<u32>,
+
     /// The hostname inside the container (the host's does not change)
     #[arg(long, default_value = "container")]
     hostname: String,
@@ -105,12 +110,11 @@ fn main() -> ExitCode {
 // ANCHOR: parent
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
-    // Not root: the namespaces come inside a user namespace of our own.
+    // Not root: the namespaces come inside a user namespace of our own. As
+    // root, they do when --userns-remap asks.
     let rootless = !Uid::effective().is_root();
-    if rootless {
-        rootless::check_user_namespaces()?;
-    }
-    let child = start_child(container, rootless)?;
+    let user_namespace = rootless::user_namespace(rootless, container.userns_remap)?;
+    let child = start_child(container, user_namespace)?;
 
     // Ctrl-C and Ctrl-\ go to every process in the terminal's foreground group,
     // the container included. Let the container decide what they mean, and keep
@@ -129,10 +133,10 @@ fn parent(container: &Container) -> Result<ExitCode> {
 
 // ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`, once
-/// its IDs are mapped when it is rootless.
-fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
+/// its IDs are mapped if it has a user namespace.
+fn start_child(container: &Container, user_namespace: bool) -> Result<Pid> {
     let mut flags = namespaces();
-    if rootless {
+    if user_namespace {
         // The kernel makes the user namespace first, and it owns the others.
         flags |= CloneFlags::CLONE_NEWUSER;
     }
@@ -142,9 +146,9 @@ fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
         .chain(std::env::args().skip(2))
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
-    let verbose = container.verbose;
-    // The child waits on this pipe until we say go: a rootless child must not
-    // exec before its IDs are mapped, or it loses its capabilities.
+    let (verbose, remap) = (container.verbose, container.userns_remap);
+    // The child waits on this pipe until we say go: in a user namespace, it must
+    // not exec before its IDs are mapped, or it loses its capabilities.
     let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
 
     narrate(verbose, &format!("clone({})", flag_names(flags)));
@@ -156,6 +160,10 @@ fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
             Box::new(|| {
                 if !wait_for_go(&wait, &go) {
                     return 1; // the runtime failed, and says why
+                }
+                if let Err(report) = rootless::become_root(remap, verbose) {
+                    eprintln!("Error: {report:?}");
+                    return 1;
                 }
                 narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
                 let error = execv(c"/proc/self/exe", &argv).unwrap_err();
@@ -174,8 +182,8 @@ fn start_child(container: &Container, rootless: bool) -> Result<Pid> {
     let child = child
         .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
         .suggestion(suggestion)?;
-    if rootless {
-        rootless::write_id_maps(child, verbose)?;
+    if user_namespace {
+        rootless::write_id_maps(child, container.userns_remap, verbose)?;
     }
     write(&go, b"!").wrap_err("cannot tell the container to go on")?;
     Ok(child)

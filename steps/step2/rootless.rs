@@ -5,29 +5,60 @@
 //! the user, may make and use them. Root there has every capability, over what
 //! the namespace owns only: its hostname, its mounts, its network, never the
 //! host's files or devices. This file holds what that needs: a check that the
-//! kernel allows it, and the ID maps that make the user root inside.
+//! kernel allows it, and the ID maps that make the user root inside. Root may
+//! ask for one too, `--userns-remap`: the container's root is then a host ID
+//! that owns nothing (book: chapter 2, "As root, a user namespace too").
 
 use std::fs;
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::{Gid, Pid, Uid, setgroups, setresgid, setresuid};
 
 use crate::narrate;
 // ANCHOR_END: head
 
+// ANCHOR: user_namespace
+/// Whether the container gets a user namespace: always when we are not root,
+/// for the other namespaces need it; as root, when `--userns-remap` asks.
+pub fn user_namespace(rootless: bool, remap: Option<u32>) -> Result<bool> {
+    if !rootless {
+        return Ok(remap.is_some());
+    }
+    if let Some(first) = remap {
+        return Err(eyre!("cannot map the container to host IDs from {first}: only root may"))
+            .suggestion("leave --userns-remap out: rootless, the container's root is already you");
+    }
+    check_user_namespaces()?;
+    Ok(true)
+}
+// ANCHOR_END: user_namespace
+
+// ANCHOR: REMAP_COUNT
+/// How many IDs `--userns-remap` maps: 0 to 65535, `nobody` (65534) among them,
+/// as many as a range in /etc/subuid.
+const REMAP_COUNT: u32 = 65536;
+// ANCHOR_END: REMAP_COUNT
+
 // ANCHOR: write_id_maps
 /// A new user namespace maps no user: until we write its maps, the child is
-/// nobody there. Map its root, and only its root, to us, as `unshare -r`
-/// does: the one mapping a user may write for themselves. setgroups(2) must be
-/// denied first, or the child could drop a group that denies us something
-/// (user_namespaces(7); book: chapter 2, Without root).
-pub fn write_id_maps(child: Pid, verbose: bool) -> Result<()> {
-    let maps = [
-        ("setgroups", "deny".to_string()),
-        ("uid_map", format!("0 {} 1", Uid::effective())),
-        ("gid_map", format!("0 {} 1", Gid::effective())),
-    ];
+/// nobody there. Rootless, map its root, and only its root, to us, as
+/// `unshare -r` does: the one mapping a user may write for themselves.
+/// setgroups(2) must be denied first, or the child could drop a group that
+/// denies us something (user_namespaces(7); book: chapter 2, Without root).
+/// Root may map any IDs: `--userns-remap FIRST` maps 0-65535 to FIRST onwards.
+pub fn write_id_maps(child: Pid, remap: Option<u32>, verbose: bool) -> Result<()> {
+    let maps = match remap {
+        None => vec![
+            ("setgroups", "deny".to_string()),
+            ("uid_map", format!("0 {} 1", Uid::effective())),
+            ("gid_map", format!("0 {} 1", Gid::effective())),
+        ],
+        Some(first) => vec![
+            ("uid_map", format!("0 {first} {REMAP_COUNT}")),
+            ("gid_map", format!("0 {first} {REMAP_COUNT}")),
+        ],
+    };
     for (file, map) in maps {
         let path = format!("/proc/{child}/{file}");
         narrate(verbose, &format!("write({path:?}, {map:?})"));
@@ -36,6 +67,24 @@ pub fn write_id_maps(child: Pid, verbose: bool) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: write_id_maps
+
+// ANCHOR: become_root
+/// In the new process, as root with `--userns-remap`: our host IDs, root's,
+/// are not mapped in the new namespace, so there we are nobody, and exec would
+/// leave us no capability. clone(2) gave us every capability in it, so we may
+/// become its root first, as contained.c does. Rootless, there is nothing to
+/// do: our own ID is its root.
+pub fn become_root(remap: Option<u32>, verbose: bool) -> Result<()> {
+    if remap.is_none() {
+        return Ok(());
+    }
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    narrate(verbose, "setgroups([]); setresgid(0, 0, 0); setresuid(0, 0, 0)");
+    setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+    setresgid(root.1, root.1, root.1).wrap_err("cannot become group 0 in the user namespace")?;
+    setresuid(root.0, root.0, root.0).wrap_err("cannot become root in the user namespace")
+}
+// ANCHOR_END: become_root
 
 // ANCHOR: USERNS_SWITCHES
 /// The kernel settings that refuse user namespaces to users, (file, the value

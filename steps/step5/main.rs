@@ -74,6 +74,11 @@ struct Container {
     #[arg(short, long)]
     verbose: bool,
 
+    /// As root, put the container in a user namespace too, its IDs 0-65535
+    /// being the host's ID to ID+65535, as dockerd's --userns-remap
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(1..=4_294_901_759))]
+    userns_remap: Option<u32>,
+
     /// The hostname inside the container [default: a random 12-digit id]
     #[arg(long)]
     hostname: Option<String>,
@@ -147,11 +152,10 @@ fn main() -> ExitCode {
 /// On the host: start the container, wait for it, and exit with its status.
 fn parent(container: &Container) -> Result<ExitCode> {
     check_rootfs(&container.rootfs)?;
-    // Not root: the namespaces come inside a user namespace of our own.
+    // Not root: the namespaces come inside a user namespace of our own. As
+    // root, they do when --userns-remap asks.
     let rootless = !Uid::effective().is_root();
-    if rootless {
-        rootless::check_user_namespaces()?;
-    }
+    let user_namespace = rootless::user_namespace(rootless, container.userns_remap)?;
     // Blocked first: a Ctrl-C now waits for `supervise`, and cannot stop us half-way.
     let signals = init::block_signals()?;
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
@@ -160,7 +164,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
         Cgroup::create(&limits, container.cgroup_parent.as_deref(), rootless, container.verbose)?;
     // Dropped on every way out of here, it gives the terminal back as it was.
     let terminal = init::Terminal::take();
-    let child = start_child(container, rootless, &cgroup)?;
+    let child = start_child(container, user_namespace, &cgroup)?;
     if let Some(terminal) = &terminal {
         terminal.give_to(child, container.verbose)?;
     }
@@ -181,10 +185,10 @@ fn parent(container: &Container) -> Result<ExitCode> {
 
 // ANCHOR: start_child
 /// clone(2) a new process that joins the container's cgroup, then re-executes
-/// this program as `child`, once its IDs are mapped when it is rootless.
-fn start_child(container: &Container, rootless: bool, cgroup: &Cgroup) -> Result<Pid> {
+/// this program as `child`, once its IDs are mapped if it has a user namespace.
+fn start_child(container: &Container, user_namespace: bool, cgroup: &Cgroup) -> Result<Pid> {
     let mut flags = namespaces();
-    if rootless {
+    if user_namespace {
         // The kernel makes the user namespace first, and it owns the others.
         flags |= CloneFlags::CLONE_NEWUSER;
     }
@@ -194,9 +198,9 @@ fn start_child(container: &Container, rootless: bool, cgroup: &Cgroup) -> Result
         .chain(std::env::args().skip(2))
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
-    let verbose = container.verbose;
-    // The child waits on this pipe until we say go: a rootless child must not
-    // exec before its IDs are mapped, or it loses its capabilities.
+    let (verbose, remap) = (container.verbose, container.userns_remap);
+    // The child waits on this pipe until we say go: in a user namespace, it must
+    // not exec before its IDs are mapped, or it loses its capabilities.
     let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
     // The child reads this pipe to learn that the runtime is alive (init::die_with_runtime).
     let (alive, runtime) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("pipe2 failed")?;
@@ -211,15 +215,17 @@ fn start_child(container: &Container, rootless: bool, cgroup: &Cgroup) -> Result
                 if !wait_for_go(&wait, &go) {
                     return 1; // the runtime failed, and says why
                 }
-                let made = init::die_with_runtime(&alive, &runtime, verbose)
-                    .and_then(|()| init::own_process_group(verbose));
-                if let Err(report) = made {
+                // Join the cgroup first: all the container will ever run is then
+                // inside it, and counted, from the first instruction of its init.
+                // And while we are still root: --userns-remap makes us another user.
+                if let Err(report) = cgroup::join(cgroup.dirs(), verbose) {
                     eprintln!("Error: {report:?}");
                     return 1;
                 }
-                // Join the cgroup first: all the container will ever run is then
-                // inside it, and counted, from the first instruction of its init.
-                if let Err(report) = cgroup::join(cgroup.dirs(), verbose) {
+                let made = rootless::become_root(remap, verbose)
+                    .and_then(|()| init::die_with_runtime(&alive, &runtime, verbose))
+                    .and_then(|()| init::own_process_group(verbose));
+                if let Err(report) = made {
                     eprintln!("Error: {report:?}");
                     return 1;
                 }
@@ -242,8 +248,8 @@ fn start_child(container: &Container, rootless: bool, cgroup: &Cgroup) -> Result
     let child = child
         .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
         .suggestion(suggestion)?;
-    if rootless {
-        rootless::write_id_maps(child, verbose)?;
+    if user_namespace {
+        rootless::write_id_maps(child, container.userns_remap, verbose)?;
     }
     write(&go, b"!").wrap_err("cannot tell the container to go on")?;
     Ok(child)

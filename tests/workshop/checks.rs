@@ -360,6 +360,14 @@ fn without_root(program: &Path) -> Result<(), Failure> {
          the user who ran it",
         "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's uid_map \
          and gid_map, before the child goes on (chapter 2, Without root)",
+    )?;
+    let ran = run(program, &["run", "--userns-remap", "100000", "sh", "-c", script])?;
+    ran.expect(
+        ran.outcome.status == 0 && ran.output() == "0\n0 100000 65536\ncontainer\n",
+        "0, then 0 100000 65536, then container: root in the container, and that root is \
+         100000 on the host, the first of 65536 IDs",
+        "as root, --userns-remap FIRST must write \"0 FIRST 65536\" to the child's uid_map and \
+         gid_map (chapter 2, As root, a user namespace too)",
     )
 }
 
