@@ -123,6 +123,13 @@ doctor *flags:
     if [ -z "$refused" ]; then ok "user namespaces, for rootless runs"
     elif [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then ok "no user namespaces for users (${refused%=*}): runs as root only"
     else no "no sudo, and the kernel refuses users user namespaces (${refused%=*})" "as root, once: sysctl $refused (book: Troubleshooting)"; fi
+    # Rootless, a second user in the container (--user) needs a range of IDs of your own.
+    ranged() { grep -qsE "^($(id -un)|$(id -u)):" "$1"; }
+    if [ "$(id -u)" != 0 ] && [ -z "$refused" ]; then
+        if command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && ranged /etc/subuid && ranged /etc/subgid
+        then ok "newuidmap, and IDs of your own in /etc/subuid and /etc/subgid: rootless --user works"
+        else echo "  (rootless, --user needs the uidmap package and a range of IDs of your own: book: Troubleshooting)"; fi
+    fi
     for ns in uts pid mnt ipc net; do
         [ -e /proc/self/ns/$ns ] || no "the kernel has no $ns namespaces" "use a kernel built with namespaces (any distribution's)"
     done
@@ -294,7 +301,7 @@ rootfs dir="rootfs":
     echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
 
 # Everything CI checks: formatting, lints, every test (as root), the book, then the VM test
-test: rootfs _mdbook && test-vm
+test: rootfs _mdbook _uidmap && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
@@ -402,6 +409,18 @@ _mode step:
 
 _build:
     @cargo build --quiet --bins
+
+# newuidmap and newgidmap, which the rootless tests with a range of IDs run (book: chapter 2)
+_uidmap:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && exit
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    command -v apt-get >/dev/null || { echo "the tests need newuidmap and newgidmap: install your distribution's uidmap (or shadow) package" >&2; exit 1; }
+    echo "installing uidmap (newuidmap, newgidmap) with apt-get, for the rootless tests" >&2
+    # Without the one harmless line every install prints when apt-utils is missing.
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uidmap \
+        2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
 
 # mdBook at the version the book is written for
 _mdbook:

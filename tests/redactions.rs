@@ -135,12 +135,24 @@ fn the_childs_pid_in_the_maps_is_redacted_but_not_the_maps() {
         redact(&shown(&verbose, setgroups, "write(\"/proc/4242/setgroups\", \"allow\")")),
         verbose
     );
+    // With a range of IDs, the helpers write them, given the PID.
+    let with_ids = snapshot("rootless__step2_subordinate_ids");
+    let helper = "newuidmap [PID] 0 65534 1 1 200000 65536";
+    assert_eq!(
+        redact(&shown(&with_ids, helper, "newuidmap 4242 0 65534 1 1 200000 65536")),
+        with_ids
+    );
+    assert_ne!(redact(&shown(&with_ids, helper, "newuidmap 4242 0 65534 1 1 200000 1")), with_ids);
+    assert_ne!(
+        redact(&shown(&with_ids, helper, "newgidmap 4242 0 65534 1 1 200000 65536")),
+        with_ids
+    );
 }
 
 /// Nothing else is redacted: the patterns are the seven kinds above (the PID
-/// takes two). A new one must come with its test here.
+/// takes two, the child's maps two). A new one must come with its test here.
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 8, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(patterns.len(), 9, "a new redaction needs its test here: {patterns:#?}");
 }

@@ -7,9 +7,10 @@
 //! Root may ask for a user namespace too, `--userns-remap` (tested at the end): the
 //! container's root is then a host ID that owns nothing.
 //!
-//! Exemptions, each with its reason: `--user` other than root (a learner's own user namespace
-//! maps one ID, their own, to the container's root), and step 5's cgroup limits, which need
-//! cgroup v2 delegated to the user (this machine's memory controller is on cgroup v1; the VM
+//! Exemptions, each with its reason: `--user` other than root without a range of IDs from
+//! root (a learner's own user namespace then maps one ID, their own, to the container's
+//! root; with a range, tested too, the container has users), and step 5's cgroup limits,
+//! which need cgroup v2 delegated to the user (this machine's memory controller is on cgroup v1; the VM
 //! test runs the OOM demo rootless on a delegated v2 cgroup).
 
 #[macro_use]
@@ -67,10 +68,17 @@ fn each_step_shows_rootless_what_it_shows_as_root() {
     common::require_root();
     for (step, args) in SAME_AS_ROOT {
         let root = step.run(args);
-        let rootless = step.run_rootless(args);
         let shown = common::shell_words(args);
-        assert_eq!(rootless.output, root.output, "{} {shown}: rootless differs", step.name);
-        assert_eq!(rootless.status, root.status, "{} {shown}: rootless exits otherwise", step.name);
+        for (how, rootless) in
+            [("one ID", step.run_rootless(args)), ("a range", step.run_rootless_with_ids(args))]
+        {
+            assert_eq!(rootless.output, root.output, "{} {shown}: {how} differs", step.name);
+            assert_eq!(
+                rootless.status, root.status,
+                "{} {shown}: {how} exits otherwise",
+                step.name
+            );
+        }
     }
 }
 
@@ -102,7 +110,8 @@ fn root_in_the_container_is_the_learner_on_the_host() {
     }
 }
 
-/// The exemption: one ID mapped, so no other user to switch to.
+/// With one ID mapped, no other user to switch to: the way out names the range of IDs
+/// that `with_ids_of_its_own_the_container_has_users` shows.
 #[test]
 fn another_user_is_refused_with_the_way_out() {
     common::require_root();
@@ -110,6 +119,30 @@ fn another_user_is_refused_with_the_way_out() {
         let run = step.run_rootless(&["run", "--user", "learner", "id"]);
         assert_eq!(run.status, 1, "{}", run.transcript);
         assert_transcript!(format!("{}_user_learner", step.name), run);
+    }
+}
+
+/// A learner whom root gave a range of IDs (/etc/subuid and /etc/subgid), with the helpers
+/// that map it (newuidmap and newgidmap): the container's IDs 1 to 65536 are the range,
+/// setgroups stays allowed, and `--user` works, rootless.
+#[test]
+fn with_ids_of_its_own_the_container_has_users() {
+    common::require_root();
+    let command = "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups";
+    let run = STEP2.run_rootless_with_ids(&["run", "-v", "sh", "-c", command]);
+    assert_eq!(run.status, 0, "{}", run.transcript);
+    assert_transcript!("step2_subordinate_ids", run);
+    for step in [STEP4, STEP5] {
+        let run = step.run_rootless_with_ids(&[
+            "run",
+            "--user",
+            "learner",
+            "sh",
+            "-c",
+            "id; ps -o user,args",
+        ]);
+        assert_eq!(run.status, 0, "{}", run.transcript);
+        assert_transcript!(format!("{}_subordinate_ids_user_learner", step.name), run);
     }
 }
 
@@ -161,8 +194,8 @@ fn a_rootless_shell_on_a_terminal() {
 #[test]
 fn root_maps_the_container_to_ids_that_own_nothing() {
     common::require_root();
-    let command = "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups";
-    let run = STEP2.run(&["run", "-v", "--userns-remap", "100000", "sh", "-c", command]);
+    let command = "id -u; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups";
+    let run = STEP2.run_remapped(&["run", "-v", "--userns-remap", "100000", "sh", "-c", command]);
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("step2_userns_remap", run);
 }
@@ -177,7 +210,7 @@ fn the_remapped_root_cannot_read_the_hosts_secrets() {
         "id -u; stat -c '%u:%g %n' / /bin; head -c0 /oldrootfs/etc/shadow && echo readable";
     let root = STEP3.run(&["run", "sh", "-c", command]);
     assert!(root.output.contains("0:0 /bin\nreadable"), "{}", root.transcript);
-    let remapped = STEP3.run(&["run", "--userns-remap", "100000", "sh", "-c", command]);
+    let remapped = STEP3.run_remapped(&["run", "--userns-remap", "100000", "sh", "-c", command]);
     assert_eq!(remapped.status, 1, "{}", remapped.transcript);
     assert_transcript!("step3_userns_remap", remapped);
 }
@@ -189,10 +222,11 @@ fn step4_remapped_has_users_and_cannot_write_roots_files() {
     common::require_root();
     let command = "id; cat /proc/self/uid_map; grep -c ' /dev/' /proc/mounts; \
                    echo t >/tmp/t && cat /tmp/t; echo kept >/root/x";
-    let run = STEP4.run(&["run", "--userns-remap", "100000", "sh", "-c", command]);
+    let run = STEP4.run_remapped(&["run", "--userns-remap", "100000", "sh", "-c", command]);
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert_transcript!("step4_userns_remap", run);
-    let learner = STEP4.run(&["run", "--userns-remap", "100000", "--user", "learner", "id"]);
+    let learner =
+        STEP4.run_remapped(&["run", "--userns-remap", "100000", "--user", "learner", "id"]);
     assert_eq!(learner.output, "uid=1000(learner) gid=1000(learner)\n", "{}", learner.transcript);
 }
 
@@ -203,8 +237,13 @@ fn step4_remapped_has_users_and_cannot_write_roots_files() {
 fn on_the_host_the_remapped_container_is_user_100000() {
     common::require_root();
     let host = common::HostState::now();
-    let args = ["run", "--userns-remap", "100000", "sh", "-c", "echo ready; sleep 60"];
-    let (mut runtime, _output) = STEP4.spawn_ready(&args);
+    let checkout = common::RootlessCheckout::new(&STEP4);
+    let mut command = checkout.command_as_root();
+    command.args(["run", "--userns-remap", "100000", "sh", "-c", "echo ready; sleep 60"]);
+    let mut runtime = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut ready = [0; 6];
+    std::io::Read::read_exact(runtime.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
     let children = format!("/proc/{0}/task/{0}/children", runtime.id());
     let init = std::fs::read_to_string(children).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", init.trim())).unwrap();
@@ -215,6 +254,7 @@ fn on_the_host_the_remapped_container_is_user_100000() {
     );
     runtime.kill().unwrap();
     runtime.wait().unwrap();
+    drop(checkout);
     host.assert_unchanged("step4");
 }
 
@@ -224,7 +264,8 @@ fn on_the_host_the_remapped_container_is_user_100000() {
 fn step5_remapped_is_still_limited() {
     common::require_root();
     let args = ["run", "--userns-remap", "100000", "--memory", "100m", "--", "stress"];
-    let run = STEP5.run(&[&args[..], &["--vm-bytes", "200m", "--vm-keep", "-m", "1"]].concat());
+    let run =
+        STEP5.run_remapped(&[&args[..], &["--vm-bytes", "200m", "--vm-keep", "-m", "1"]].concat());
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert!(run.output.contains("container hit its memory limit (100 MiB)"), "{}", run.transcript);
 }
@@ -237,6 +278,17 @@ fn userns_remap_is_for_root_and_a_range_that_fits() {
     let run = STEP2.run_rootless(&["run", "--userns-remap", "100000", "true"]);
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert_transcript!("step2_userns_remap_rootless", run);
+    // The container's root, host ID 100000, must be able to enter where it is started.
+    let private = common::scratch_dir("private");
+    std::fs::create_dir_all(&private).unwrap();
+    let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    std::fs::set_permissions(&private, owner_only).unwrap();
+    let mut command = common::as_a_learner(std::process::Command::new(STEP2.exe));
+    command.current_dir(&private).args(["run", "--userns-remap", "100000", "true"]);
+    let run = common::transcript_of(command, "just step2 run --userns-remap 100000 true");
+    std::fs::remove_dir(&private).unwrap();
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert_transcript!("step2_userns_remap_private_directory", run);
     for bad in ["0", "4294901760"] {
         let run = STEP2.run(&["run", "--userns-remap", bad, "true"]);
         assert_eq!(run.status, 2, "{}", run.transcript);

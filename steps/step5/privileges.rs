@@ -263,8 +263,8 @@ fn find_group(group: &str) -> Result<u32> {
 /// Become `--user`: clear the supplementary groups first (the host's root may
 /// have some), then the group, and the user last, since that gives up the
 /// right to change the other two. A user other than root loses every capability here.
-/// Rootless, the runtime denied setgroups(2) for good (book: chapter 2, Without
-/// root), and only root is mapped: another user is refused with the fix.
+/// Rootless with one ID mapped, the runtime denied setgroups(2) for good, and
+/// another user is refused with the fixes (book: chapter 2, Without root).
 fn switch_user(user: &User, verbose: bool) -> Result<()> {
     let setgroups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s == "deny\n");
     if !setgroups_denied {
@@ -277,7 +277,11 @@ fn switch_user(user: &User, verbose: bool) -> Result<()> {
         Err(Errno::EINVAL) => {
             return Err(eyre!("cannot change to group {}: it is not mapped", user.gid))
                 .wrap_err("rootless, the container has one user, root")
-                .suggestion("leave --user out, or run as root (`sudo`)");
+                .suggestion(
+                    "leave --user out; or get IDs of your own: install the `uidmap` package and \
+                     have root give you a range (`sudo usermod --add-subuids 100000-165535 \
+                     --add-subgids 100000-165535 $USER`); or run as root (`sudo`)",
+                );
         }
         result => result.wrap_err_with(|| format!("cannot change to group {}", user.gid))?,
     }

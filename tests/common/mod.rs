@@ -95,9 +95,32 @@ impl Step {
     /// and ran `just rootfs`, so that its `rootfs/` is theirs. That is a
     /// directory `nobody` may enter (this checkout may be private).
     pub fn run_rootless(&self, args: &[&str]) -> Run {
+        self.run_in_checkout(RootlessCheckout::command, "./target/debug/", args)
+    }
+
+    /// The same, by a learner whom root gave a range of IDs (book: chapter 2, More than one
+    /// user): see `RootlessCheckout::command_with_ids`.
+    pub fn run_rootless_with_ids(&self, args: &[&str]) -> Run {
+        self.run_in_checkout(RootlessCheckout::command_with_ids, "./target/debug/", args)
+    }
+
+    /// `stepN ARGS…` as root, from a checkout that any user may enter: with `--userns-remap`
+    /// the container's root is a stranger to the directory it starts in (book: chapter 2, As
+    /// root, a user namespace too), and this project's may be private.
+    pub fn run_remapped(&self, args: &[&str]) -> Run {
+        self.run_in_checkout(RootlessCheckout::command_as_root, "just ", args)
+    }
+
+    /// Run `command` in a checkout of its own, shown as `SHOWN_AS` and the step's name.
+    fn run_in_checkout(
+        &self,
+        command: fn(&RootlessCheckout) -> Command,
+        shown_as: &str,
+        args: &[&str],
+    ) -> Run {
         let host = HostState::now();
         let checkout = RootlessCheckout::new(self);
-        let run = self.run_with(checkout.command(), &format!("./target/debug/{}", self.name), args);
+        let run = self.run_with(command(&checkout), &format!("{shown_as}{}", self.name), args);
         host.assert_unchanged(self.name);
         run
     }
@@ -128,7 +151,7 @@ pub fn run_line(line: &str) -> Run {
 
 /// Run `command`, its output and errors on one pipe as a terminal shows them, and record
 /// `$ SHOWN`, the output, and the exit status.
-fn transcript_of(mut command: Command, shown: &str) -> Run {
+pub fn transcript_of(mut command: Command, shown: &str) -> Run {
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut child = command
         .stdout(writer.try_clone().unwrap())
@@ -211,6 +234,37 @@ impl RootlessCheckout {
     }
 }
 
+/// `sh -c` script: bind the file `$1` over /etc/subuid and /etc/subgid, then run the rest.
+const BIND_SUBORDINATE_IDS: &str =
+    r#"mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@""#;
+
+impl RootlessCheckout {
+    /// `./target/debug/stepN`, run as root from the checkout.
+    pub fn command_as_root(&self) -> Command {
+        let mut command = as_a_learner(Command::new(&self.exe));
+        command.current_dir(&self.dir);
+        command
+    }
+
+    /// `command`, with `nobody` given the IDs 200000 to 265535 in /etc/subuid and
+    /// /etc/subgid, as `sudo usermod --add-subuids 200000-265535 --add-subgids …` would: the
+    /// two files are bound over the host's in a mount namespace of the run's own, so that the
+    /// host's stay as they are. newuidmap and newgidmap, from the `uidmap` package that `just
+    /// test` installs, read them.
+    pub fn command_with_ids(&self) -> Command {
+        for file in ["/usr/bin/newuidmap", "/usr/bin/newgidmap", "/etc/subuid", "/etc/subgid"] {
+            assert!(Path::new(file).exists(), "no {file}: install the uidmap package");
+        }
+        let ranges = self.dir.join("subordinate-ids");
+        fs::write(&ranges, "nobody:200000:65536\n").unwrap();
+        let mut unshare = as_a_learner(Command::new("unshare"));
+        unshare.args(["--mount", "--propagation", "private", "sh", "-c", BIND_SUBORDINATE_IDS]);
+        unshare.arg("sh").arg(&ranges).arg("setpriv").args(AS_NOBODY).arg(&self.exe);
+        unshare.current_dir(&self.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
+        unshare
+    }
+}
+
 impl Drop for RootlessCheckout {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
@@ -278,13 +332,15 @@ pub fn attack_rootfs() -> &'static str {
 /// each match is replaced before a transcript is compared with its snapshot.
 /// `tests/redactions.rs` shows, for each, that it hides only what varies and
 /// that a real change of behaviour still fails the snapshot.
-pub const REDACTIONS: [(&str, &str); 8] = [
+pub const REDACTIONS: [(&str, &str); 9] = [
     // The runtime's host PID in the `-v` narration. The container's own PIDs,
     // all below 100, stay: `Pid(2)` is the command.
     (r"waitpid\(\d+\)", "waitpid([PID])"),
     (r"\bPid\(\d{3,}\)", "Pid([PID])"),
     // Rootless, the runtime writes its child's ID maps, in /proc/CHILD'S-PID.
     (r#""/proc/\d{3,}/(setgroups|uid_map|gid_map)""#, "\"/proc/[PID]/$1\""),
+    // ... or has the helpers write them, given the child's PID.
+    (r"\b(newuidmap|newgidmap) \d{3,} ", "$1 [PID] "),
     // Step 5 names the container's cgroup after the runtime's PID.
     (r"\bbyoc-\d+\b", "byoc-[PID]"),
     // The random hostname that step 4 and later make up.

@@ -361,7 +361,14 @@ fn without_root(program: &Path) -> Result<(), Failure> {
         "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's uid_map \
          and gid_map, before the child goes on (chapter 2, Without root)",
     )?;
-    let ran = run(program, &["run", "--userns-remap", "100000", "sh", "-c", script])?;
+    // As root, remapped: from a directory that others may enter, since the container's root
+    // is then a stranger to the directory it starts in (this project's may be private).
+    let checkout = common::RootlessCheckout::of(program, false);
+    let (dir, exe) = (checkout.dir.to_string_lossy(), checkout.exe.to_string_lossy());
+    let args = ["run", "--userns-remap", "100000", "sh", "-c", script];
+    let in_dir = [&["-c", r#"cd "$0" && exec "$@""#, &dir, &exe][..], &args].concat();
+    let shown = format!("just yours {} {}", step_of(program), common::shell_words(&args));
+    let ran = run_shown(shown, Path::new("/bin/sh"), &in_dir)?;
     ran.expect(
         ran.outcome.status == 0 && ran.output() == "0\n0 100000 65536\ncontainer\n",
         "0, then 0 100000 65536, then container: root in the container, and that root is \

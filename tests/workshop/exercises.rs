@@ -71,8 +71,9 @@ pub const PIECES: &[Piece] = &[
         stage: "2.4",
         file: "rootless.rs",
         function: "write_id_maps",
-        todo: "rootless (no remap): write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" to \
-               its uid_map and \"0 GID 1\" to its gid_map, with our effective IDs; with \
+        todo: "rootless (no remap): if subordinate_ids() finds ranges, let map_subordinate_ids \
+               map them; else write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" to its \
+               uid_map and \"0 GID 1\" to its gid_map, with our effective IDs; with \
                --userns-remap FIRST: \"0 FIRST 65536\" to both maps (chapter 2, Without root)",
     },
     Piece {
