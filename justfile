@@ -8,7 +8,7 @@ set positional-arguments
 # with ROOTLESS=1 (`ROOTLESS=1 just step4 run /bin/sh`, as a user), they run rootless.
 mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootless" } else if `command -v sudo || true` != "" { "sudo" } else { "rootless" }
 sudo := if mode == "sudo" { "sudo" } else { "" }
-# What needs root in every mode (the tests, the workshop's safety net): sudo unless root.
+# What needs root in every mode (the tests): sudo unless root.
 root_sudo := if `id -u` == "0" { "" } else { "sudo" }
 
 # List the recipes
@@ -57,14 +57,14 @@ exercise n *flags:
 check *what: rootfs
     #!/usr/bin/env bash
     set -uo pipefail
-    # Root first, before a build that would be for nothing.
-    [ "$(id -u)" = 0 ] || just _need_sudo "just check" || exit
-    # The checks' program: built as you; run as root, which the containers need. It builds
-    # your steps as you, and runs each in the safety net (book: Workshop).
+    # The checks' program: built as you; run as root, which the containers need, or, rootless,
+    # as you, with a safety net of your own (book: Workshop, Without root). It builds your
+    # steps as you, and runs each in the safety net (book: Workshop).
     exe=$(cargo test -q --no-run --test workshop --message-format=json | grep '"name":"workshop"' |
         sed -n 's/.*"executable":"\([^"]*\)".*/\1/p') || exit
-    if [ "$(id -u)" = 0 ]; then "$exe" check "$@"; exit; fi
-    sudo env CARGO="$(command -v cargo)" "$exe" check "$@"
+    just _mode "just check"
+    if [ {{ mode }} = sudo ]; then exec sudo env CARGO="$(command -v cargo)" "$exe" check "$@"; fi
+    exec "$exe" check "$@"
 
 # Run your own step N by hand, in the safety net: just yours 3 run /bin/sh
 [no-exit-message]
@@ -74,13 +74,13 @@ yours n *args: rootfs
     step=$1
     shift
     [ -f "steps/yours/step$step/main.rs" ] || { echo "You have no step $step yet: \`just exercise $step\` makes it." >&2; exit 1; }
-    [ -z "{{ root_sudo }}" ] || just _need_sudo "just yours" || exit
     cp Cargo.lock steps/yours/Cargo.lock
     cargo build -q --offline --manifest-path steps/yours/Cargo.toml --target-dir target/yours --bin "step$step" || exit
     # In a throwaway stand-in for the host, for 15 minutes at most: a step that is still
     # wrong cannot harm the real one, and what it would have done is said after the run.
     report=$(mktemp)
-    {{ root_sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
+    just _mode "just yours $step"
+    {{ sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
     status=$?
     sed -n 's/^harm /safety net: /p' "$report" >&2
     rm -f "$report"
@@ -302,7 +302,7 @@ rootfs dir="rootfs":
     echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
 
 # Everything CI checks: formatting, lints, every test (as root), the book, then the VM test
-test: rootfs _mdbook _uidmap && test-vm
+test: _root_for_tests rootfs _mdbook _uidmap && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
@@ -391,12 +391,12 @@ diffs:
 book-check: _mdbook
     book/tools/check.sh
 
-# The safety net and the tests need root, rootless or not: without sudo, say so and how
+# The tests need root, rootless or not: without sudo, say so and how
 [no-exit-message]
-_need_sudo what:
+_root_for_tests:
     #!/usr/bin/env sh
-    command -v sudo >/dev/null && exit
-    echo "error: {{ what }} needs root, for its safety net's stand-in host, and there is no sudo here: run it as root. (The steps run without root: book, chapter 2, Without root.)" >&2
+    { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; } && exit
+    echo "error: just test needs root, for the containers and cgroups the tests make, and there is no sudo here: run it as root. (The steps, just check and just yours run without root: book, chapter 2, Without root.)" >&2
     exit 1
 
 # One line before each run: root or rootless, and why

@@ -19,8 +19,16 @@ use std::process::Command;
 
 use common::{RootlessCheckout, Run, STEP2, STEP5, Step};
 
-/// A stand-in for `cargo build`: the checkout's steps are built already.
-const CARGO: &str = "#!/bin/sh\nexit 0\n";
+/// A stand-in for `cargo`: the checkout's steps are built already, and the workshop's checker
+/// is `checker` beside it, as `cargo test --no-run --message-format=json` would name it.
+const CARGO: &str = r#"#!/bin/sh
+case "$*" in *--message-format=json*)
+    echo "{\"target\":{\"name\":\"workshop\"},\"executable\":\"$(dirname "$0")/checker\"}" ;;
+esac
+"#;
+
+/// A stand-in for the workshop's checker, which says how it was run.
+const CHECKER: &str = "#!/bin/sh\necho \"checker: $*, as user $(id -u)\"\n";
 
 /// A stand-in for `sudo`, which says what it was asked to run and runs it as the caller.
 const SUDO: &str = "#!/bin/sh\necho \"(sudo $*)\" >&2\nexec \"$@\"\n";
@@ -43,12 +51,25 @@ fn program(dir: &Path, name: &str, text: &[u8]) {
 /// `just ARGS…` as `nobody` in a checkout of `step`, with `sudo` on the PATH or not, and
 /// the environment variables `env`.
 fn just_as_nobody(step: &Step, sudo: bool, env: &[(&str, &str)], args: &[&str]) -> Run {
+    just_as_nobody_in(step, |_| {}, sudo, env, args)
+}
+
+/// The same, the checkout first made ready by `prepare`.
+fn just_as_nobody_in(
+    step: &Step,
+    prepare: impl Fn(&Path),
+    sudo: bool,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Run {
     let host = common::HostState::now();
     let checkout = RootlessCheckout::new(step);
+    prepare(&checkout.dir);
     let bin = checkout.dir.join("bin");
     fs::create_dir(&bin).unwrap();
     program(&bin, "just", &fs::read(just()).unwrap());
     program(&bin, "cargo", CARGO.as_bytes());
+    program(&bin, "checker", CHECKER.as_bytes());
     if sudo {
         program(&bin, "sudo", SUDO.as_bytes());
     }
@@ -105,11 +126,37 @@ fn rootless_step5_without_cgroup_v2_refuses_limits() {
     assert_eq!(run.status, 4, "{}", run.transcript);
 }
 
-/// The workshop's safety net needs root whatever the mode: without sudo, `just check` says so.
+/// The workshop runs without root too (book: Workshop, Without root): `just check` runs the
+/// checker as the learner, and `just yours` runs their step in a safety net of their own.
 #[test]
-fn without_sudo_just_check_says_it_needs_root() {
+fn without_sudo_the_workshop_runs_rootless() {
     common::require_root();
     let run = just_as_nobody(&STEP5, false, &[], &["check", "2"]);
-    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("no_sudo_check", run);
+    let learners_step = |dir: &Path| {
+        let project = Path::new(common::PROJECT);
+        fs::create_dir_all(dir.join("steps/yours/step2")).unwrap();
+        fs::write(dir.join("steps/yours/step2/main.rs"), "").unwrap();
+        fs::set_permissions(dir.join("steps/yours"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::copy(project.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+        fs::create_dir_all(dir.join("tests/tools")).unwrap();
+        let net = "tests/tools/safety-net.sh";
+        fs::copy(project.join(net), dir.join(net)).unwrap();
+        fs::create_dir_all(dir.join("target/yours/debug")).unwrap();
+        fs::copy(STEP2.exe, dir.join("target/yours/debug/step2")).unwrap();
+    };
+    let args = ["yours", "2", "run", "--hostname", "box", "sh", "-c", "hostname; id -u"];
+    let run = just_as_nobody_in(&STEP5, learners_step, false, &[], &args);
+    assert_eq!(run.status, 0, "{}", run.transcript);
+    assert_transcript!("no_sudo_yours", run);
+}
+
+/// The tests need root whatever the mode: without sudo, `just test` says so.
+#[test]
+fn without_sudo_just_test_says_it_needs_root() {
+    common::require_root();
+    let run = just_as_nobody(&STEP5, false, &[], &["test"]);
+    assert_eq!(run.status, 1, "{}", run.transcript);
+    assert_transcript!("no_sudo_test", run);
 }

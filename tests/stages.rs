@@ -218,3 +218,76 @@ fn a_learner_goes_from_exercise_to_green() {
     assert!(String::from_utf8(again).unwrap().contains("already"));
     std::fs::remove_dir_all(&seat).unwrap();
 }
+
+/// `sh -c` script, run as root in a mount namespace of its own: the project as `nobody` would
+/// have it as their own checkout (its directory theirs to enter, rootfs/ theirs, as `just
+/// rootfs` unpacks it for a learner without root), through an overlay on a tmpfs at `$1` that
+/// leaves the real one as it is; then the rest of the arguments, as `nobody`.
+const AS_A_LEARNER_WITHOUT_ROOT: &str = r#"set -e
+scratch=$1 project=$2
+shift 2
+mount -t tmpfs tmpfs "$scratch"
+mkdir "$scratch/upper" "$scratch/work"
+mount -t overlay overlay -o "lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work" "$project"
+chmod 755 "$project"
+chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs"
+exec setpriv --reuid=65534 --regid=65534 --clear-groups env PATH=/usr/bin:/bin HOME=/ "$@""#;
+
+/// The checker, `workshop` (tests/workshop/main.rs), built beside this test by `cargo test`.
+fn workshop_checker() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let checkers = std::fs::read_dir(&deps).unwrap().filter_map(Result::ok).filter(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name.starts_with("workshop-") && !name.contains('.')
+    });
+    let newest = checkers.max_by_key(|entry| entry.metadata().unwrap().modified().unwrap());
+    newest.expect("cargo test builds the workshop checker").path()
+}
+
+/// Without root (book: Workshop, Without root), `just check` runs as the learner, and each
+/// stage's safety net is a user namespace of theirs. Checked here as user `nobody`: the
+/// reference passes every stage of steps 1 to 4 (2.4 and 4.3 but for the parts that need
+/// root, which they name), step 5's stages say they need root, and every mistake is still
+/// caught, but 4.3's, which is in the part that needs root (`--user`).
+#[test]
+fn without_root_the_checks_still_judge() {
+    rootfs_ready();
+    let mut runs: Vec<(String, PathBuf, &str)> = Vec::new();
+    for stage in STAGES {
+        let verdict = if stage.id.starts_with('5') { "- " } else { "✔ " };
+        runs.push((stage.id.to_string(), PathBuf::from(reference(stage.id)), verdict));
+    }
+    for mistake in MISTAKES
+        .iter()
+        .filter(|mistake| !["4.3", "5."].iter().any(|id| mistake.stage.starts_with(id)))
+    {
+        let program = variant(&format!("mistake-{}", mistake.stage.replace('.', "-")));
+        runs.push((mistake.stage.to_string(), program, "✘ "));
+    }
+    let checker = workshop_checker();
+    let mut script = String::new();
+    for (id, program, _) in &runs {
+        script +=
+            &format!("echo ===; '{}' stage {id} '{}'\n", checker.display(), program.display());
+    }
+    let scratch = common::scratch_dir("without-root");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let host = HostState::now();
+    let output = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", AS_A_LEARNER_WITHOUT_ROOT, "sh"])
+        .arg(&scratch)
+        .arg(common::PROJECT)
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    host.assert_unchanged("the checks without root");
+    std::fs::remove_dir(&scratch).unwrap();
+    let seen = String::from_utf8_lossy(&output.stdout).into_owned();
+    let reports: Vec<&str> = seen.split("===\n").skip(1).collect();
+    assert_eq!(reports.len(), runs.len(), "{seen}{}", String::from_utf8_lossy(&output.stderr));
+    for ((id, program, verdict), report) in runs.iter().zip(reports) {
+        let wanted = format!("{verdict}{id} ");
+        assert!(report.starts_with(&wanted), "{}, without root:\n{report}", program.display());
+    }
+    assert!(seen.contains("(all but --userns-remap, which is root's)"), "{seen}");
+}

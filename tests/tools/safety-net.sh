@@ -2,7 +2,8 @@
 # tests/tools/safety-net.sh REPORT SECONDS PROGRAM [ARGS...]
 #
 # Runs a learner's step, PROGRAM ARGS..., as root, inside a throwaway set of namespaces that
-# stands for the host: a mount namespace that receives the host's mounts but sends none back
+# stands for the host (run by a learner without root, it runs the step as the root of a user
+# namespace of the learner's own, and makes no cgroup: see below): a mount namespace that receives the host's mounts but sends none back
 # (slave), with its `/` made shared again inside it as on a systemd machine; UTS, IPC, network
 # and PID namespaces of its own; a cgroup of its own (at most 1024 processes, 2 GiB); and a time
 # limit of SECONDS. A step that is still wrong then harms the stand-in, never the host, and the
@@ -19,12 +20,18 @@ project=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     # ------------------------------------------------------------ outside: the host's side
-    [ "$(id -u)" = 0 ] || { echo "safety-net: run me as root" >&2; exit 2; }
     : >"$report"
+    # Without root: the stand-in is made in a user namespace of the learner's own, whose root
+    # the program is (book: chapter 2, Without root). It can harm the stand-in, where it
+    # shows, and nothing of the real host's. No cgroup: none is the learner's to make.
+    userns=()
+    [ "$(id -u)" = 0 ] || userns=(--user --map-root-user)
     # A cgroup for the stand-in, in each tree that has the memory or pids controller: beneath
     # the cgroup we run in on v1; on v2, beneath /sys/fs/cgroup/byoc-net, which holds no process.
     cgroups=()
-    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    if [ ${#userns[@]} != 0 ]; then
+        : # rootless: none
+    elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
         base=/sys/fs/cgroup/byoc-net
         mkdir -p "$base" 2>/dev/null
         for dir in /sys/fs/cgroup "$base"; do
@@ -46,7 +53,7 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     done 2>/dev/null
     v2_byoc_before=$(ls -d /sys/fs/cgroup/byoc /sys/fs/cgroup/byoc/byoc-* 2>/dev/null)
 
-    BYOC_NET_INSIDE=1 unshare --mount --propagation slave --uts --ipc --net --pid --fork \
+    BYOC_NET_INSIDE=1 unshare "${userns[@]}" --mount --propagation slave --uts --ipc --net --pid --fork \
         --kill-child --mount-proc -- "$0" "$report" "$seconds" "$@"
     status=$?
 

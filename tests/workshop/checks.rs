@@ -21,6 +21,28 @@ pub struct Stage {
     /// Where the book explains it.
     pub read: &'static str,
     pub check: fn(&Path) -> Result<(), Failure>,
+    /// What of it a learner without root can check.
+    pub without_root: WithoutRoot,
+}
+
+/// What of a stage's check runs for a learner without root, whose safety net is a user
+/// namespace of their own (book: Workshop, Without root).
+pub enum WithoutRoot {
+    /// All of it.
+    All,
+    /// All but a part that needs root, which the note names.
+    AllBut(&'static str),
+    /// None: it needs root, for the reason given.
+    None(&'static str),
+}
+
+/// Why step 5's stages need root: a cgroup of the net's own, for the step to make its own in.
+const A_CGROUP: &str = "a cgroup of its own, which only root can give the net";
+
+/// Whether the checks run without root: then the net is a user namespace of the learner's,
+/// and a stage checks what `WithoutRoot` says.
+pub fn rootless() -> bool {
+    !nix::unistd::Uid::effective().is_root()
 }
 
 /// Why a check failed: what it ran, what it expected, what it saw, and what to look at.
@@ -43,102 +65,119 @@ pub const STAGES: &[Stage] = &[
         name: "start a child that runs you again as `child`",
         read: "chapter 1, The diff: start_child",
         check: start_a_child,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "1.2",
         name: "become the command",
         read: "chapter 1, The diff: child",
         check: become_the_command,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "2.1",
         name: "five new namespaces",
         read: "chapter 2, The idea",
         check: five_namespaces,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "2.2",
         name: "mounts that stay in the container",
         read: "chapter 2, Shared mounts",
         check: private_mounts,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "2.3",
         name: "a hostname and a network of its own",
         read: "chapter 2, The diff: set_hostname, bring_up_loopback",
         check: hostname_and_network,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "2.4",
         name: "without root: a user namespace of its own",
         read: "chapter 2, Without root",
         check: without_root,
+        without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
     },
     Stage {
         id: "3.1",
         name: "refuse what is no root filesystem",
         read: "chapter 3, The diff: check_rootfs",
         check: refuse_no_rootfs,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "3.2",
         name: "pivot into the rootfs",
         read: "chapter 3, Why the bind mount",
         check: pivot_into_rootfs,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "4.1",
         name: "our init is PID 1",
         read: "chapter 4, Part 1: PID 1 and signals",
         check: init_is_pid_1,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "4.2",
         name: "filesystems of its own, the old root gone",
         read: "chapter 4, Part 2: The filesystems the container sees",
         check: filesystems_of_its_own,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "4.3",
         name: "a command with fewer privileges",
         read: "chapter 4, Part 3: The command's privileges",
         check: fewer_privileges,
+        without_root: WithoutRoot::AllBut("--user, which needs more than your own ID mapped"),
     },
     Stage {
         id: "4.4",
         name: "nothing of the caller's: its files, its process group",
         read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
         check: nothing_of_the_callers,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "4.5",
         name: "the host's paths hidden, rootfs/ never written",
         read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
         check: host_paths_and_layer,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "4.6",
         name: "the system calls Docker refuses, refused",
         read: "chapter 4, Part 4: System calls",
         check: system_calls_refused,
+        without_root: WithoutRoot::All,
     },
     Stage {
         id: "5.1",
         name: "a cgroup with the limits",
         read: "chapter 5, Move 1: make, and Move 2: limit",
         check: limits_enforced,
+        without_root: WithoutRoot::None(A_CGROUP),
     },
     Stage {
         id: "5.2",
         name: "the container joins its cgroup",
         read: "chapter 5, Move 3: join",
         check: joins_its_cgroup,
+        without_root: WithoutRoot::None(A_CGROUP),
     },
     Stage {
         id: "5.3",
         name: "report the OOM kill, remove the cgroup",
         read: "chapter 5, Move 4: report, and Move 5: remove",
         check: report_and_remove,
+        without_root: WithoutRoot::None(A_CGROUP),
     },
 ];
 
@@ -186,9 +225,14 @@ fn step_of(program: &Path) -> char {
     name.chars().find(char::is_ascii_digit).unwrap_or('?')
 }
 
-/// `run`, as user `nobody`, as a learner without root runs it: from a copy that `nobody`
-/// may run (the learner's checkout may be private), in the net.
+/// `run`, as a learner without root runs it. Checked by root: as user `nobody`, from a copy
+/// that `nobody` may run (the learner's checkout may be private), in the net. Checked without
+/// root: as the learner, outside the net, as the step then makes its own user namespace.
 fn run_rootless(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
+    if rootless() {
+        let shown = format!("just yours {} {}", step_of(program), common::shell_words(args));
+        return checked(Ran { shown, outcome: net::run_as_caller(program, args, LIMIT) });
+    }
     let checkout = common::RootlessCheckout::of(program, false);
     let exe = checkout.exe.to_string_lossy();
     let setpriv: Vec<&str> =
@@ -200,7 +244,12 @@ fn run_rootless(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
 
 /// `run`, with the command line that the failure shows.
 fn run_shown(shown: String, program: &Path, args: &[&str]) -> Result<Ran, Failure> {
-    let ran = Ran { shown, outcome: net::run(program, args, LIMIT) };
+    checked(Ran { shown, outcome: net::run(program, args, LIMIT) })
+}
+
+/// Whatever the stage, a run fails when the program stopped at a `todo!()` (its message says
+/// what to write), or harmed the stand-in host.
+fn checked(ran: Ran) -> Result<Ran, Failure> {
     if let Some(at) = ran.output().find("not yet implemented: ") {
         let todo = &ran.output()[at + "not yet implemented: ".len()..];
         let stage = todo.split(':').next().unwrap_or_default();
@@ -245,6 +294,9 @@ fn start_a_child(program: &Path) -> Result<(), Failure> {
     let hint = if ran.output().contains("ECHILD") {
         "waitpid(2) found no child to wait for: clone's last argument is the signal the kernel \
          sends the parent when the child ends, and it must be SIGCHLD (chapter 1, The idea)"
+    } else if ran.output().contains("cannot run \"run\"") {
+        "the child took `run` for the command: `child` gets what followed `run`, \
+         std::env::args().skip(2) (chapter 1, The diff: start_child)"
     } else {
         "the command must run in a new process, a child of `step1 run`, whose exit status comes \
          back as yours"
@@ -354,13 +406,21 @@ fn hostname_and_network(program: &Path) -> Result<(), Failure> {
 fn without_root(program: &Path) -> Result<(), Failure> {
     let script = "id -u; set -- $(cat /proc/self/uid_map); echo $1 $2 $3; hostname";
     let ran = run_rootless(program, &["run", "sh", "-c", script])?;
+    let (uid, who) = match rootless() {
+        true => (nix::unistd::Uid::effective().as_raw(), "you"),
+        false => (common::NOBODY, "nobody, the user who ran it"),
+    };
     ran.expect(
-        ran.outcome.status == 0 && ran.output() == "0\n0 65534 1\ncontainer\n",
-        "0, then 0 65534 1, then container: root in the container, and that root is nobody, \
-         the user who ran it",
+        ran.outcome.status == 0 && ran.output() == format!("0\n0 {uid} 1\ncontainer\n"),
+        &format!(
+            "0, then 0 {uid} 1, then container: root in the container, and that root is {who}"
+        ),
         "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's uid_map \
          and gid_map, before the child goes on (chapter 2, Without root)",
     )?;
+    if rootless() {
+        return Ok(()); // --userns-remap is root's
+    }
     // As root, remapped: from a directory that others may enter, since the container's root
     // is then a stranger to the directory it starts in (this project's may be private).
     let checkout = common::RootlessCheckout::of(program, false);
@@ -471,10 +531,13 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
         "three lines: the header, init and ps, the container's processes alone",
         "mount a new proc on /proc, in the container's PID namespace",
     )?;
-    let ran = run(program, &["run", "sh", "-c", "echo box > /proc/sys/kernel/hostname"])?;
+    // Its mount's options, not a write: without root, the kernel refuses most writes there
+    // anyway, read-only or not (their files are the host's root's, whom the net does not map).
+    let script = "awk '$5 == \"/proc/sys\" { print $6 }' /proc/self/mountinfo";
+    let ran = run(program, &["run", "sh", "-c", script])?;
     ran.expect(
-        ran.outcome.status != 0,
-        "the write refused: /proc/sys is read-only",
+        ran.output().starts_with("ro,") || ran.output() == "ro\n",
+        "ro: /proc/sys mounted read-only",
         "/proc/sys is writable in the container: make the host-wide parts of /proc read-only",
     )?;
     let ran = run(program, &["run", "touch", "/sys/kernel/x"])?;
@@ -504,22 +567,25 @@ fn fewer_privileges(program: &Path) -> Result<(), Failure> {
         "NoNewPrivs 1",
         "set no_new_privs, last before exec",
     )?;
-    let ran = run(
-        program,
-        &["run", "--user", "learner", "sh", "-c", "id -u; grep CapEff /proc/self/status"],
-    )?;
-    let hint = if ran.output().contains("cannot drop") {
-        "the capabilities must go before the user changes: setuid(2) gives up CAP_SETPCAP, which \
-         dropping them needs (chapter 4, Part 3)"
-    } else {
-        "switch to --user: setgroups, setgid, then setuid"
-    };
-    ran.expect(
-        ran.output().starts_with("1000\n")
-            && field(ran.output(), "CapEff:") == Some("0000000000000000"),
-        "uid 1000, and no capability",
-        hint,
-    )?;
+    // Without root, the net maps one ID, root: no user 1000 to switch to.
+    if !rootless() {
+        let ran = run(
+            program,
+            &["run", "--user", "learner", "sh", "-c", "id -u; grep CapEff /proc/self/status"],
+        )?;
+        let hint = if ran.output().contains("cannot drop") {
+            "the capabilities must go before the user changes: setuid(2) gives up CAP_SETPCAP, \
+             which dropping them needs (chapter 4, Part 3)"
+        } else {
+            "switch to --user: setgroups, setgid, then setuid"
+        };
+        ran.expect(
+            ran.output().starts_with("1000\n")
+                && field(ran.output(), "CapEff:") == Some("0000000000000000"),
+            "uid 1000, and no capability",
+            hint,
+        )?;
+    }
     let ran = run(program, &["run", "sh", "-c", "ulimit -n"])?;
     ran.expect(
         ran.output() == "1024\n",

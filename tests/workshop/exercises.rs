@@ -276,14 +276,17 @@ pub struct Mistake {
 }
 
 pub const MISTAKES: &[Mistake] = &[
+    // Not clone without SIGCHLD, the book's first mistake: whether waitpid(2) then finds the
+    // child is a race (the child's exec makes its exit signal SIGCHLD again), so no check
+    // could tell it every time.
     Mistake {
         stage: "1.1",
-        what: "clone without SIGCHLD as the child's exit signal",
+        what: "`run` handed on to the child among the command's arguments",
         file: "main.rs",
         function: "start_child",
-        from: "Some(Signal::SIGCHLD as i32)",
-        to: "None",
-        says: "SIGCHLD",
+        from: ".chain(std::env::args().skip(2))",
+        to: ".chain(std::env::args().skip(1))",
+        says: "skip(2)",
     },
     Mistake {
         stage: "1.2",

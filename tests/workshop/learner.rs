@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::workshop::checks::{self, Failure};
+use crate::workshop::checks::{self, Failure, WithoutRoot};
 use crate::workshop::exercises::PIECES;
 use crate::workshop::{self as ws};
 
@@ -15,6 +15,52 @@ pub struct Learner {
     pub yours: PathBuf,
     pub target: PathBuf,
 }
+
+/// What became of a stage's check.
+pub enum Verdict {
+    Passed,
+    /// Not checked: the learner has no root, and the stage needs it.
+    NeedsRoot,
+    Failed,
+}
+
+/// Check `stage` on `program` and say how it went: ✔, ✘ with the failure, or, without root,
+/// that it needs root. `lent` says why the program is not all the learner's own, if it is not.
+pub fn check_stage(
+    stage: &checks::Stage,
+    program: &Path,
+    lent: Option<&str>,
+    out: &mut dyn Write,
+) -> Verdict {
+    let mut notes: Vec<String> = lent.map(str::to_string).into_iter().collect();
+    match (checks::rootless(), &stage.without_root) {
+        (true, WithoutRoot::None(why)) => {
+            let _ = writeln!(out, "- {} {}: needs root, for {why}", stage.id, stage.name);
+            return Verdict::NeedsRoot;
+        }
+        (true, WithoutRoot::AllBut(what)) => notes.push(format!("all but {what}")),
+        _ => {}
+    }
+    match (stage.check)(program) {
+        Ok(()) => {
+            let notes = match notes.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", notes.join("; ")),
+            };
+            let _ = writeln!(out, "✔ {} {}{notes}", stage.id, stage.name);
+            Verdict::Passed
+        }
+        Err(failure) => {
+            let _ = writeln!(out, "✘ {} {}", stage.id, stage.name);
+            report(&failure, stage.read, out);
+            Verdict::Failed
+        }
+    }
+}
+
+/// What a learner without root is told first.
+const ROOTLESS: &str = "Without root: each stage runs your step as the root of a user namespace \
+                        of your own, the safety net, with no cgroup (book: Workshop, Without root).";
 
 /// A program to check a stage with, and why it is not the learner's own, if it is not.
 type Plan = Vec<(u8, Vec<(&'static checks::Stage, PathBuf, Option<String>)>)>;
@@ -163,31 +209,31 @@ impl Learner {
                 return false;
             }
         };
+        let rootless = checks::rootless();
+        if rootless {
+            let _ = writeln!(out, "{ROOTLESS}");
+        }
         let mut all_pass = true;
         for (step, stages) in plan {
             let stages: Vec<_> = stages
                 .into_iter()
                 .filter(|(stage, _, _)| only.is_none_or(|id| stage.id == id))
                 .collect();
-            let mut passed = 0;
+            let (mut passed, mut need_root) = (0, 0);
             for (stage, program, lent) in &stages {
-                match (stage.check)(program) {
-                    Ok(()) => {
-                        passed += 1;
-                        let lent =
-                            lent.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
-                        let _ = writeln!(out, "✔ {} {}{lent}", stage.id, stage.name);
-                    }
-                    Err(failure) => {
-                        let _ = writeln!(out, "✘ {} {}", stage.id, stage.name);
-                        report(&failure, stage.read, out);
-                        break;
-                    }
+                match check_stage(stage, program, lent.as_deref(), out) {
+                    Verdict::Passed => passed += 1,
+                    Verdict::NeedsRoot => need_root += 1,
+                    Verdict::Failed => break,
                 }
             }
-            all_pass &= passed == stages.len();
+            all_pass &= passed + need_root == stages.len();
             let noun = if stages.len() == 1 { "stage passes" } else { "stages pass" };
-            let _ = writeln!(out, "step {step}: {passed} of {} {noun}", stages.len());
+            let root = match need_root {
+                0 => String::new(),
+                n => format!(", {n} need root: `sudo just check {step}` on a machine with sudo"),
+            };
+            let _ = writeln!(out, "step {step}: {passed} of {} {noun}{root}", stages.len());
         }
         all_pass
     }
