@@ -48,39 +48,50 @@ fn program(dir: &Path, name: &str, text: &[u8]) {
     fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// `just ARGS…` as `nobody` in a checkout of `step`, with `sudo` on the PATH or not, and
-/// the environment variables `env`.
-fn just_as_nobody(step: &Step, sudo: bool, env: &[(&str, &str)], args: &[&str]) -> Run {
-    just_as_nobody_in(step, |_| {}, sudo, env, args)
+/// How a learner's machine differs from this one.
+#[derive(Default)]
+struct Machine<'a> {
+    /// `sudo` on the PATH (the stand-in).
+    sudo: bool,
+    /// Environment variables the learner sets.
+    env: &'a [(&'a str, &'a str)],
+    /// Pure cgroup v2, as most laptops have it: /sys/fs/cgroup/cgroup.controllers, in a mount
+    /// namespace of the run's own (on a tmpfs there: nothing of this machine's changes).
+    cgroup_v2: bool,
+    /// What else the checkout holds, made before the run.
+    prepare: Option<&'a dyn Fn(&Path)>,
 }
 
-/// The same, the checkout first made ready by `prepare`.
-fn just_as_nobody_in(
-    step: &Step,
-    prepare: impl Fn(&Path),
-    sudo: bool,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> Run {
+/// `sh -c` script, as root: a pure cgroup v2 machine's /sys/fs/cgroup, then the rest.
+const CGROUP_V2: &str = "mount -t tmpfs tmpfs /sys/fs/cgroup && \
+    echo 'cpu memory pids' >/sys/fs/cgroup/cgroup.controllers && exec \"$@\"";
+
+/// `just ARGS…` as `nobody` in a checkout of `step`, on `machine`.
+fn just_as_nobody(step: &Step, machine: Machine, args: &[&str]) -> Run {
     let host = common::HostState::now();
     let checkout = RootlessCheckout::new(step);
-    prepare(&checkout.dir);
     let bin = checkout.dir.join("bin");
     fs::create_dir(&bin).unwrap();
+    if let Some(prepare) = machine.prepare {
+        prepare(&checkout.dir);
+    }
     program(&bin, "just", &fs::read(just()).unwrap());
     program(&bin, "cargo", CARGO.as_bytes());
     program(&bin, "checker", CHECKER.as_bytes());
-    if sudo {
+    if machine.sudo {
         program(&bin, "sudo", SUDO.as_bytes());
     }
     fs::copy(Path::new(common::PROJECT).join("justfile"), checkout.dir.join("justfile")).unwrap();
-    let mut setpriv = common::as_a_learner(Command::new("setpriv"));
-    setpriv.args(common::AS_NOBODY).arg(bin.join("just")).args(args);
-    setpriv.current_dir(&checkout.dir).env("HOME", "/").env_remove("ROOTLESS");
-    setpriv.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
-    setpriv.envs(env.iter().copied());
-    let shown = env.iter().map(|(name, value)| format!("{name}={value} ")).collect::<String>();
-    let run = common::transcript_of(setpriv, &format!("{shown}just {}", common::shell_words(args)));
+    let mut command = common::as_a_learner(Command::new("unshare"));
+    command.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    command.arg(if machine.cgroup_v2 { CGROUP_V2 } else { r#"exec "$@""# }).arg("sh");
+    command.arg("setpriv").args(common::AS_NOBODY).arg(bin.join("just")).args(args);
+    command.current_dir(&checkout.dir).env("HOME", "/").env_remove("ROOTLESS");
+    command.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    command.envs(machine.env.iter().copied());
+    let env = machine.env.iter().map(|(name, value)| format!("{name}={value} "));
+    let shown = format!("{}just {}", env.collect::<String>(), common::shell_words(args));
+    let run = common::transcript_of(command, &shown);
     drop(checkout);
     host.assert_unchanged("just");
     run
@@ -92,8 +103,7 @@ fn without_sudo_the_steps_run_rootless() {
     common::require_root();
     let run = just_as_nobody(
         &STEP2,
-        false,
-        &[],
+        Machine::default(),
         &["step2", "run", "--hostname", "box", "sh", "-c", "hostname; id -u"],
     );
     assert_eq!(run.status, 0, "{}", run.transcript);
@@ -106,10 +116,14 @@ fn without_sudo_the_steps_run_rootless() {
 fn with_sudo_the_steps_run_through_it_unless_rootless_is_asked() {
     common::require_root();
     let args = ["step2", "run", "true"];
-    let run = just_as_nobody(&STEP2, true, &[], &args);
+    let run = just_as_nobody(&STEP2, Machine { sudo: true, ..Machine::default() }, &args);
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("sudo", run);
-    let run = just_as_nobody(&STEP2, true, &[("ROOTLESS", "1")], &args);
+    let run = just_as_nobody(
+        &STEP2,
+        Machine { sudo: true, env: &[("ROOTLESS", "1")], ..Machine::default() },
+        &args,
+    );
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("sudo_rootless_asked", run);
 }
@@ -119,10 +133,11 @@ fn with_sudo_the_steps_run_through_it_unless_rootless_is_asked() {
 #[test]
 fn rootless_step5_without_cgroup_v2_refuses_limits() {
     common::require_root();
-    let run = just_as_nobody(&STEP5, false, &[], &["step5", "run", "--memory", "100m", "true"]);
+    let run =
+        just_as_nobody(&STEP5, Machine::default(), &["step5", "run", "--memory", "100m", "true"]);
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert!(run.output.contains("rootless, cgroup limits need"), "{}", run.transcript);
-    let run = just_as_nobody(&STEP5, false, &[], &["step5", "run", "sh", "-c", "exit 4"]);
+    let run = just_as_nobody(&STEP5, Machine::default(), &["step5", "run", "sh", "-c", "exit 4"]);
     assert_eq!(run.status, 4, "{}", run.transcript);
 }
 
@@ -131,7 +146,7 @@ fn rootless_step5_without_cgroup_v2_refuses_limits() {
 #[test]
 fn without_sudo_the_workshop_runs_rootless() {
     common::require_root();
-    let run = just_as_nobody(&STEP5, false, &[], &["check", "2"]);
+    let run = just_as_nobody(&STEP5, Machine::default(), &["check", "2"]);
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("no_sudo_check", run);
     let learners_step = |dir: &Path| {
@@ -147,7 +162,11 @@ fn without_sudo_the_workshop_runs_rootless() {
         fs::copy(STEP2.exe, dir.join("target/yours/debug/step2")).unwrap();
     };
     let args = ["yours", "2", "run", "--hostname", "box", "sh", "-c", "hostname; id -u"];
-    let run = just_as_nobody_in(&STEP5, learners_step, false, &[], &args);
+    let run = just_as_nobody(
+        &STEP5,
+        Machine { prepare: Some(&learners_step), ..Machine::default() },
+        &args,
+    );
     assert_eq!(run.status, 0, "{}", run.transcript);
     assert_transcript!("no_sudo_yours", run);
 }
@@ -156,7 +175,44 @@ fn without_sudo_the_workshop_runs_rootless() {
 #[test]
 fn without_sudo_just_test_says_it_needs_root() {
     common::require_root();
-    let run = just_as_nobody(&STEP5, false, &[], &["test"]);
+    let run = just_as_nobody(&STEP5, Machine::default(), &["test"]);
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert_transcript!("no_sudo_test", run);
+}
+
+/// A stand-in for `systemd-run` where the learner has a systemd user manager, as a desktop
+/// session has: it says what it was asked to run (but for the justfile's probe, `true`), then
+/// runs the command after its options, as the scope would.
+const SYSTEMD_RUN: &str = r#"#!/bin/sh
+[ "$*" = "--user --scope --quiet true" ] || echo "(systemd-run $*)" >&2
+while [ $# -gt 0 ]; do case $1 in -p) shift 2 ;; -*) shift ;; *) break ;; esac; done
+exec "$@"
+"#;
+
+/// A stand-in for `systemd-run` with no user manager to talk to, as on a bare server.
+const SYSTEMD_RUN_NO_MANAGER: &str =
+    "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n";
+
+/// Rootless on cgroup v2 (book: chapter 5), step 5 runs in a scope that systemd makes, its
+/// cgroup delegated to the learner, when they have a systemd user manager; without one, the
+/// step runs as is, which needs no cgroup without limits. The stand-in shows the justfile's
+/// choice; that a rootless step 5 limits and OOM-kills in a cgroup delegated the way systemd
+/// delegates it (chowned to the user), the VM test shows.
+#[test]
+fn rootless_step5_on_cgroup_v2_asks_systemd_for_a_delegated_scope() {
+    common::require_root();
+    let args = ["step5", "run", "sh", "-c", "exit 6"];
+    let manager = |dir: &Path| program(&dir.join("bin"), "systemd-run", SYSTEMD_RUN.as_bytes());
+    let machine = Machine { cgroup_v2: true, prepare: Some(&manager), ..Machine::default() };
+    let run = just_as_nobody(&STEP5, machine, &args);
+    assert_eq!(run.status, 6, "{}", run.transcript);
+    assert_transcript!("cgroup_v2_systemd_scope", run);
+
+    let none = |dir: &Path| {
+        program(&dir.join("bin"), "systemd-run", SYSTEMD_RUN_NO_MANAGER.as_bytes());
+    };
+    let machine = Machine { cgroup_v2: true, prepare: Some(&none), ..Machine::default() };
+    let run = just_as_nobody(&STEP5, machine, &args);
+    assert_eq!(run.status, 6, "{}", run.transcript);
+    assert!(!run.output.contains("systemd-run"), "{}", run.transcript);
 }

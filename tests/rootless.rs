@@ -10,8 +10,8 @@
 //! Exemptions, each with its reason: `--user` other than root without a range of IDs from
 //! root (a learner's own user namespace then maps one ID, their own, to the container's
 //! root; with a range, tested too, the container has users), and step 5's cgroup limits,
-//! which need cgroup v2 delegated to the user (this machine's memory controller is on cgroup v1; the VM
-//! test runs the OOM demo rootless on a delegated v2 cgroup).
+//! which need cgroup v2 delegated to the user (this machine's memory controller is on
+//! cgroup v1; the VM test runs the OOM demo rootless on a delegated v2 cgroup).
 
 #[macro_use]
 mod common;

@@ -228,48 +228,50 @@ scratch=$1 project=$2
 shift 2
 mount -t tmpfs tmpfs "$scratch"
 mkdir "$scratch/upper" "$scratch/work"
-mount -t overlay overlay -o "lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work" "$project"
+layers="lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work"
+mount -t overlay overlay -o "$layers" "$project"
 chmod 755 "$project"
 chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs"
 exec setpriv --reuid=65534 --regid=65534 --clear-groups env PATH=/usr/bin:/bin HOME=/ "$@""#;
 
-/// The checker, `workshop` (tests/workshop/main.rs), built beside this test by `cargo test`.
-fn workshop_checker() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let checkers = std::fs::read_dir(&deps).unwrap().filter_map(Result::ok).filter(|entry| {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        name.starts_with("workshop-") && !name.contains('.')
-    });
-    let newest = checkers.max_by_key(|entry| entry.metadata().unwrap().modified().unwrap());
-    newest.expect("cargo test builds the workshop checker").path()
-}
+/// In the environment of this test's own copy that runs as the learner: the checks to run, a
+/// line `STAGE PROGRAM` each.
+const CHECKS_AS_THE_LEARNER: &str = "BYOC_CHECKS_AS_THE_LEARNER";
+
+/// What that copy prints before each check's verdict.
+const VERDICT: &str = "=== verdict\n";
 
 /// Without root (book: Workshop, Without root), `just check` runs as the learner, and each
-/// stage's safety net is a user namespace of theirs. Checked here as user `nobody`: the
-/// reference passes every stage of steps 1 to 4 (2.4 and 4.3 but for the parts that need
-/// root, which they name), step 5's stages say they need root, and every mistake is still
-/// caught, but 4.3's, which is in the part that needs root (`--user`).
+/// stage's safety net is a user namespace of theirs. Checked here as user `nobody`, by a copy
+/// of this test run as `nobody`: the reference passes every stage of steps 1 to 4 (2.4 and
+/// 4.3 but for the parts that need root, which they name), step 5's stages say they need
+/// root, and every mistake is still caught, but 4.3's, which is in the part that needs root
+/// (`--user`).
 #[test]
 fn without_root_the_checks_still_judge() {
+    if let Ok(checks) = std::env::var(CHECKS_AS_THE_LEARNER) {
+        // The copy, as the learner: each check in turn, as `just check` runs it.
+        for check in checks.lines() {
+            let (id, program) = check.split_once(' ').unwrap();
+            let stage = STAGES.iter().find(|stage| stage.id == id).unwrap();
+            print!("{VERDICT}");
+            workshop::learner::check_stage(stage, Path::new(program), None, &mut std::io::stdout());
+        }
+        return;
+    }
     rootfs_ready();
     let mut runs: Vec<(String, PathBuf, &str)> = Vec::new();
     for stage in STAGES {
         let verdict = if stage.id.starts_with('5') { "- " } else { "✔ " };
         runs.push((stage.id.to_string(), PathBuf::from(reference(stage.id)), verdict));
     }
-    for mistake in MISTAKES
-        .iter()
-        .filter(|mistake| !["4.3", "5."].iter().any(|id| mistake.stage.starts_with(id)))
-    {
+    let caught = MISTAKES.iter().filter(|mistake| mistake.stage != "4.3" && mistake.stage < "5");
+    for mistake in caught {
         let program = variant(&format!("mistake-{}", mistake.stage.replace('.', "-")));
         runs.push((mistake.stage.to_string(), program, "✘ "));
     }
-    let checker = workshop_checker();
-    let mut script = String::new();
-    for (id, program, _) in &runs {
-        script +=
-            &format!("echo ===; '{}' stage {id} '{}'\n", checker.display(), program.display());
-    }
+    let checks: Vec<String> =
+        runs.iter().map(|(id, program, _)| format!("{id} {}", program.display())).collect();
     let scratch = common::scratch_dir("without-root");
     std::fs::create_dir_all(&scratch).unwrap();
     let host = HostState::now();
@@ -277,13 +279,15 @@ fn without_root_the_checks_still_judge() {
         .args(["--mount", "--propagation", "private", "sh", "-c", AS_A_LEARNER_WITHOUT_ROOT, "sh"])
         .arg(&scratch)
         .arg(common::PROJECT)
-        .args(["sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "without_root_the_checks_still_judge", "--nocapture"])
+        .env(CHECKS_AS_THE_LEARNER, checks.join("\n"))
         .output()
         .unwrap();
     host.assert_unchanged("the checks without root");
     std::fs::remove_dir(&scratch).unwrap();
     let seen = String::from_utf8_lossy(&output.stdout).into_owned();
-    let reports: Vec<&str> = seen.split("===\n").skip(1).collect();
+    let reports: Vec<&str> = seen.split(VERDICT).skip(1).collect();
     assert_eq!(reports.len(), runs.len(), "{seen}{}", String::from_utf8_lossy(&output.stderr));
     for ((id, program, verdict), report) in runs.iter().zip(reports) {
         let wanted = format!("{verdict}{id} ");

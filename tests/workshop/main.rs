@@ -17,8 +17,7 @@ mod workshop;
 use std::path::Path;
 use std::process::ExitCode;
 
-use workshop::checks::STAGES;
-use workshop::learner::{Learner, Verdict, check_stage};
+use workshop::learner::Learner;
 
 fn main() -> ExitCode {
     let project = Path::new(common::PROJECT);
@@ -38,16 +37,6 @@ fn main() -> ExitCode {
         ["check"] => learner.check(None, out),
         ["check", what] => learner.check(Some(what), out),
         ["prepare"] => learner.prepare(out),
-        // For tests/stages.rs: one stage's check of a program built already, as `check` runs it.
-        ["stage", id, program] => match STAGES.iter().find(|stage| stage.id == *id) {
-            Some(stage) => {
-                !matches!(check_stage(stage, Path::new(program), None, out), Verdict::Failed)
-            }
-            None => {
-                eprintln!("error: there is no stage {id}");
-                return ExitCode::from(2);
-            }
-        },
         _ => {
             eprintln!("usage: workshop exercise N [--from-previous] | check [N | N.K] | prepare");
             return ExitCode::from(2);
