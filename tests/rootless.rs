@@ -1,8 +1,10 @@
 //! Rootless runs (book: chapter 2, Without root). Steps 2 to 5, run by user `nobody` in a
 //! checkout of their own, put the container in a user namespace whose root is `nobody`, and
 //! need no root on the host. Whatever a container shows does not depend on who started it:
-//! the same commands give the same output as root's. The few differences are tested here too,
-//! each with what the learner sees.
+//! every run of steps 2 to 4 in the suite (`Step::run`, tests/common) runs rootless too, and
+//! must show what it shows as root; `SAME_AS_ROOT` below adds commands of its own. The few
+//! differences are tested here, each with what the learner sees (and the suite runs those
+//! commands with `Step::run_as_root`).
 //!
 //! Root may ask for a user namespace too, `--userns-remap` (tested at the end): the
 //! container's root is then a host ID that owns nothing.
@@ -67,7 +69,7 @@ const SAME_AS_ROOT: [(Step, &[&str]); 9] = [
 fn each_step_shows_rootless_what_it_shows_as_root() {
     common::require_root();
     for (step, args) in SAME_AS_ROOT {
-        let root = step.run(args);
+        let root = step.run_as_root(args);
         let shown = common::shell_words(args);
         for (how, rootless) in
             [("one ID", step.run_rootless(args)), ("a range", step.run_rootless_with_ids(args))]
@@ -93,7 +95,7 @@ fn the_container_is_root_in_a_user_namespace_of_its_own() {
     assert!(run.output.lines().any(|line| line == "0"), "not root inside: {}", run.transcript);
     assert_transcript!("step2_verbose", run);
     // As root, nothing of it.
-    let run = STEP2.run(&args);
+    let run = STEP2.run_as_root(&args);
     assert!(!run.output.contains("CLONE_NEWUSER") && !run.output.contains("uid_map\""));
 }
 
@@ -208,7 +210,7 @@ fn the_remapped_root_cannot_read_the_hosts_secrets() {
     common::require_root();
     let command =
         "id -u; stat -c '%u:%g %n' / /bin; head -c0 /oldrootfs/etc/shadow && echo readable";
-    let root = STEP3.run(&["run", "sh", "-c", command]);
+    let root = STEP3.run_as_root(&["run", "sh", "-c", command]);
     assert!(root.output.contains("0:0 /bin\nreadable"), "{}", root.transcript);
     let remapped = STEP3.run_remapped(&["run", "--userns-remap", "100000", "sh", "-c", command]);
     assert_eq!(remapped.status, 1, "{}", remapped.transcript);
@@ -240,10 +242,7 @@ fn on_the_host_the_remapped_container_is_user_100000() {
     let checkout = common::RootlessCheckout::new(&STEP4);
     let mut command = checkout.command_as_root();
     command.args(["run", "--userns-remap", "100000", "sh", "-c", "echo ready; sleep 60"]);
-    let mut runtime = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut ready = [0; 6];
-    std::io::Read::read_exact(runtime.stdout.as_mut().unwrap(), &mut ready).unwrap();
-    assert_eq!(&ready, b"ready\n");
+    let mut runtime = start_ready(command);
     let children = format!("/proc/{0}/task/{0}/children", runtime.id());
     let init = std::fs::read_to_string(children).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", init.trim())).unwrap();
@@ -290,8 +289,35 @@ fn userns_remap_is_for_root_and_a_range_that_fits() {
     assert_eq!(run.status, 1, "{}", run.transcript);
     assert_transcript!("step2_userns_remap_private_directory", run);
     for bad in ["0", "4294901760"] {
-        let run = STEP2.run(&["run", "--userns-remap", bad, "true"]);
+        let run = STEP2.run_as_root(&["run", "--userns-remap", bad, "true"]);
         assert_eq!(run.status, 2, "{}", run.transcript);
         assert!(run.output.contains("invalid value"), "{}", run.transcript);
     }
+}
+
+/// As as root (environment.rs), a rootless runtime killed with SIGKILL takes the container
+/// with it, though the container is in a user namespace of its own.
+#[test]
+fn the_rootless_container_dies_with_a_killed_runtime() {
+    common::require_root();
+    let host = common::HostState::now();
+    let checkout = common::RootlessCheckout::new(&STEP4);
+    let mut command = checkout.command();
+    command.args(["run", "sh", "-c", "echo ready; sleep 60"]);
+    let mut runtime = start_ready(command);
+    runtime.kill().unwrap();
+    runtime.wait().unwrap();
+    drop(checkout);
+    // The container's init, orphaned, is now ours (we are a subreaper): the check waits for
+    // it to die, and fails if it does not.
+    host.assert_unchanged("step4");
+}
+
+/// Start `command`, a run of `sh -c 'echo ready; …'`, and return once it said ready.
+fn start_ready(mut command: std::process::Command) -> std::process::Child {
+    let mut runtime = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut ready = [0; 6];
+    std::io::Read::read_exact(runtime.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    runtime
 }

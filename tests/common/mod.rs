@@ -56,8 +56,29 @@ pub struct Run {
 
 impl Step {
     /// `just stepN ARGS…`: run the step as root, as the `just` recipe does, and
-    /// check that it left the host as it found it.
+    /// check that it left the host as it found it. Steps 2 to 4 run it rootless too (book:
+    /// chapter 2, Without root), and must show the same, whoever started them: the learner
+    /// without sudo runs the book's commands too.
     pub fn run(&self, args: &[&str]) -> Run {
+        let root = self.run_as_root(args);
+        if ["step2", "step3", "step4"].contains(&self.name) {
+            let rootless = self.run_rootless_like_root(args);
+            let shown = |run: &Run| (redact(&run.output), run.status);
+            assert_eq!(
+                shown(&rootless),
+                shown(&root),
+                "rootless, {} shows otherwise than as root:\n{}\n\nas root:\n{}",
+                self.name,
+                rootless.transcript,
+                root.transcript
+            );
+        }
+        root
+    }
+
+    /// `run`, as root alone: for the few commands whose output differs rootless, as the call
+    /// site says, with the test in tests/rootless.rs that shows how.
+    pub fn run_as_root(&self, args: &[&str]) -> Run {
         if self.name >= "step3" {
             require_rootfs(); // the default --rootfs
         }
@@ -112,6 +133,16 @@ impl Step {
     }
 
     /// Run `command` in a checkout of its own, shown as `SHOWN_AS` and the step's name.
+    /// `run_rootless`, or, for `--user`, `run_rootless_with_ids`: a learner without root has
+    /// no other user in the container unless root gave them a range of IDs (the issue's one
+    /// exemption, tested as such in tests/rootless.rs).
+    fn run_rootless_like_root(&self, args: &[&str]) -> Run {
+        match args.contains(&"--user") {
+            true => self.run_rootless_with_ids(args),
+            false => self.run_rootless(args),
+        }
+    }
+
     fn run_in_checkout(
         &self,
         command: fn(&RootlessCheckout) -> Command,
@@ -120,6 +151,7 @@ impl Step {
     ) -> Run {
         let host = HostState::now();
         let checkout = RootlessCheckout::new(self);
+        checkout.copy_rootfs_named_in(args);
         let run = self.run_with(command(&checkout), &format!("{shown_as}{}", self.name), args);
         host.assert_unchanged(self.name);
         run
@@ -239,6 +271,18 @@ const BIND_SUBORDINATE_IDS: &str =
     r#"mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@""#;
 
 impl RootlessCheckout {
+    /// The rootfs that `--rootfs DIR` names in `args`, if it is one of the project's (such as
+    /// tests/attacks.rs's): copied for `nobody` too, to the same place in the checkout.
+    fn copy_rootfs_named_in(&self, args: &[&str]) {
+        let Some(at) = args.iter().position(|arg| *arg == "--rootfs") else { return };
+        let named = Path::new(args[at + 1]);
+        let project = Path::new(PROJECT).join(named);
+        if named.is_relative() && project.is_dir() && !self.dir.join(named).exists() {
+            fs::create_dir_all(self.dir.join(named).parent().unwrap()).unwrap();
+            copy_for_nobody(&project, &self.dir.join(named));
+        }
+    }
+
     /// `./target/debug/stepN`, run as root from the checkout.
     pub fn command_as_root(&self) -> Command {
         let mut command = as_a_learner(Command::new(&self.exe));
