@@ -190,7 +190,7 @@ fn start_child(container: &Container, user_namespace: bool) -> Result<Pid> {
         .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
         .suggestion(suggestion)?;
     if user_namespace {
-        rootless::write_id_maps(child, container.userns_remap, verbose)?;
+        rootless::write_id_maps(child, remap, verbose)?;
     }
     write(&go, b"!").wrap_err("cannot tell the container to go on")?;
     Ok(child)
