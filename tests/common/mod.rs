@@ -191,8 +191,10 @@ pub fn transcript_of(mut command: Command, shown: &str) -> Run {
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {shown}: {error}"));
     drop(command); // our copies of the pipe's write end, so that we see its end
-    let mut output = String::new();
-    reader.read_to_string(&mut output).unwrap();
+    // Lossy: a learner's program, in the workshop's checks, may write anything.
+    let mut output = Vec::new();
+    reader.read_to_end(&mut output).unwrap();
+    let output = String::from_utf8_lossy(&output).into_owned();
     // As a shell says it: 128+N for a program that signal N killed.
     let status = child.wait().unwrap();
     let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap());

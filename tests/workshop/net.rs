@@ -3,10 +3,8 @@
 //! is still wrong harms the stand-in, never the host, and the harm is seen.
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -31,7 +29,7 @@ pub fn run(program: &Path, args: &[&str], limit: Duration) -> Outcome {
     let script = Path::new(common::PROJECT).join("tests/tools/safety-net.sh");
     let mut command = common::as_a_learner(Command::new(script));
     command.arg(&report).arg(seconds(limit)).arg(program).args(args);
-    let (_, output) = output_of(command);
+    let output = common::transcript_of(command, "the safety net").output;
     let text = fs::read_to_string(&report).unwrap_or_default();
     let _ = fs::remove_file(&report);
     let mut status = -1;
@@ -52,24 +50,10 @@ pub fn run(program: &Path, args: &[&str], limit: Duration) -> Outcome {
 pub fn run_as_caller(program: &Path, args: &[&str], limit: Duration) -> Outcome {
     let mut command = common::as_a_learner(Command::new("timeout"));
     command.args(["--kill-after=2", &seconds(limit)]).arg(program).args(args);
-    let (status, output) = output_of(command);
-    Outcome { status, output, harm: Vec::new() }
+    let run = common::transcript_of(command, "your step");
+    Outcome { status: run.status, output: run.output, harm: Vec::new() }
 }
 
 fn seconds(limit: Duration) -> String {
     limit.as_secs().max(1).to_string()
-}
-
-/// Run `command` with no input, its output and errors on one pipe; its status, as a shell
-/// says it (128+N for signal N), and what it wrote.
-fn output_of(mut command: Command) -> (i32, String) {
-    let (mut reader, writer) = std::io::pipe().unwrap();
-    command.stdin(Stdio::null()).stdout(writer.try_clone().unwrap()).stderr(writer);
-    let mut child = command.spawn().unwrap_or_else(|error| panic!("{command:?}: {error}"));
-    drop(command); // our copies of the pipe's write end, so that we see its end
-    let mut output = Vec::new();
-    reader.read_to_end(&mut output).unwrap();
-    let status = child.wait().unwrap();
-    let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    (status, String::from_utf8_lossy(&output).into_owned())
 }
