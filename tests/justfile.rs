@@ -15,7 +15,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{RootlessCheckout, Run, STEP2, STEP5, Step};
 
@@ -62,9 +61,9 @@ struct Machine<'a> {
     prepare: Option<&'a dyn Fn(&Path)>,
 }
 
-/// `sh -c` script, as root: a pure cgroup v2 machine's /sys/fs/cgroup, then the rest.
-const CGROUP_V2: &str = "mount -t tmpfs tmpfs /sys/fs/cgroup && \
-    echo 'cpu memory pids' >/sys/fs/cgroup/cgroup.controllers && exec \"$@\"";
+/// `as_nobody_after` script: a pure cgroup v2 machine's /sys/fs/cgroup.
+const CGROUP_V2: &str = "mount -t tmpfs tmpfs /sys/fs/cgroup
+echo 'cpu memory pids' >/sys/fs/cgroup/cgroup.controllers";
 
 /// `just ARGS…` as `nobody` in a checkout of `step`, on `machine`.
 fn just_as_nobody(step: &Step, machine: Machine, args: &[&str]) -> Run {
@@ -82,10 +81,8 @@ fn just_as_nobody(step: &Step, machine: Machine, args: &[&str]) -> Run {
         program(&bin, "sudo", SUDO.as_bytes());
     }
     fs::copy(Path::new(common::PROJECT).join("justfile"), checkout.dir.join("justfile")).unwrap();
-    let mut command = common::as_a_learner(Command::new("unshare"));
-    command.args(["--mount", "--propagation", "private", "sh", "-c"]);
-    command.arg(if machine.cgroup_v2 { CGROUP_V2 } else { r#"exec "$@""# }).arg("sh");
-    command.arg("setpriv").args(common::AS_NOBODY).arg(bin.join("just")).args(args);
+    let mut command = common::as_nobody_after(if machine.cgroup_v2 { CGROUP_V2 } else { ":" });
+    command.arg(bin.join("just")).args(args);
     command.current_dir(&checkout.dir).env("HOME", "/").env_remove("ROOTLESS");
     command.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
     command.envs(machine.env.iter().copied());

@@ -219,20 +219,18 @@ fn a_learner_goes_from_exercise_to_green() {
     std::fs::remove_dir_all(&seat).unwrap();
 }
 
-/// `sh -c` script, run as root in a mount namespace of its own: the project as `nobody` would
-/// have it as their own checkout (its directory theirs to enter, rootfs/ theirs, as `just
-/// rootfs` unpacks it for a learner without root), through an overlay on a tmpfs at `$1` that
-/// leaves the real one as it is; then the rest of the arguments, as `nobody`.
-const AS_A_LEARNER_WITHOUT_ROOT: &str = r#"set -e
-scratch=$1 project=$2
+/// `as_nobody_after` script: the project, at `$2`, as `nobody` would have it as their own
+/// checkout (its directory theirs to enter, rootfs/ theirs, as `just rootfs` unpacks it for a
+/// learner without root), through an overlay on a tmpfs at `$1` that leaves the real one as
+/// it is.
+const AS_A_LEARNER_WITHOUT_ROOT: &str = r#"scratch=$1 project=$2
 shift 2
 mount -t tmpfs tmpfs "$scratch"
 mkdir "$scratch/upper" "$scratch/work"
 layers="lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work"
 mount -t overlay overlay -o "$layers" "$project"
 chmod 755 "$project"
-chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs"
-exec setpriv --reuid=65534 --regid=65534 --clear-groups env PATH=/usr/bin:/bin HOME=/ "$@""#;
+chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs""#;
 
 /// In the environment of this test's own copy that runs as the learner: the checks to run, a
 /// line `STAGE PROGRAM` each.
@@ -275,8 +273,9 @@ fn without_root_the_checks_still_judge() {
     let scratch = common::scratch_dir("without-root");
     std::fs::create_dir_all(&scratch).unwrap();
     let host = HostState::now();
-    let output = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", AS_A_LEARNER_WITHOUT_ROOT, "sh"])
+    let output = common::as_nobody_after(AS_A_LEARNER_WITHOUT_ROOT)
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/")
         .arg(&scratch)
         .arg(common::PROJECT)
         .arg(std::env::current_exe().unwrap())

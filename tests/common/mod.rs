@@ -268,9 +268,19 @@ impl RootlessCheckout {
     }
 }
 
-/// `sh -c` script: bind the file `$1` over /etc/subuid and /etc/subgid, then run the rest.
+/// A command that runs `script` as root, in a mount namespace of its own (what it mounts
+/// there no one else sees, and it goes with the run), then the rest of its arguments as
+/// `nobody`. The script's own arguments come first, `$1`…, and it shifts them away.
+pub fn as_nobody_after(script: &str) -> Command {
+    let script = format!("set -e\n{script}\nexec setpriv {} \"$@\"", AS_NOBODY.join(" "));
+    let mut unshare = as_a_learner(Command::new("unshare"));
+    unshare.args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"]);
+    unshare
+}
+
+/// `as_nobody_after` script: bind the file `$1` over /etc/subuid and /etc/subgid.
 const BIND_SUBORDINATE_IDS: &str =
-    r#"mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@""#;
+    "mount --bind \"$1\" /etc/subuid\nmount --bind \"$1\" /etc/subgid\nshift";
 
 impl RootlessCheckout {
     /// The rootfs that `--rootfs DIR` names in `args`, if it is one of the project's (such as
@@ -303,11 +313,10 @@ impl RootlessCheckout {
         }
         let ranges = self.dir.join("subordinate-ids");
         fs::write(&ranges, "nobody:200000:65536\n").unwrap();
-        let mut unshare = as_a_learner(Command::new("unshare"));
-        unshare.args(["--mount", "--propagation", "private", "sh", "-c", BIND_SUBORDINATE_IDS]);
-        unshare.arg("sh").arg(&ranges).arg("setpriv").args(AS_NOBODY).arg(&self.exe);
-        unshare.current_dir(&self.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
-        unshare
+        let mut command = as_nobody_after(BIND_SUBORDINATE_IDS);
+        command.arg(&ranges).arg(&self.exe);
+        command.current_dir(&self.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
+        command
     }
 }
 
