@@ -10,6 +10,8 @@ mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootl
 sudo := if mode == "sudo" { "sudo" } else { "" }
 # What needs root in every mode (the tests): sudo unless root.
 root_sudo := if `id -u` == "0" { "" } else { "sudo" }
+# A shell function for recipes: run a command as root, through sudo unless we are root.
+as_root := 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }'
 
 # List the recipes
 default:
@@ -106,7 +108,7 @@ doctor *flags:
     problems=0
     ok() { echo "✔ $*"; }
     no() { echo "✘ $1"; echo "    fix: $2"; problems=$((problems + 1)); }
-    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    {{ as_root }}
 
     [ "$(uname -s)" = Linux ] && ok "Linux $(uname -r)" ||
         no "this is not Linux: namespaces and cgroups are Linux's" "use a Linux virtual machine (book: Setup)"
@@ -317,16 +319,12 @@ bench runs="300" results="book/src/costs/results.csv": rootfs
     #!/usr/bin/env bash
     set -uo pipefail
     runs={{ runs }} results={{ results }}
-    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    {{ as_root }}
     # What it needs, installed when missing: hyperfine and bubblewrap, and Rust's musl target.
     missing=()
     command -v hyperfine >/dev/null || missing+=(hyperfine)
     command -v bwrap >/dev/null || missing+=(bubblewrap)
-    if [ ${#missing[@]} -gt 0 ]; then
-        command -v apt-get >/dev/null || { echo "just bench needs ${missing[*]}: install them with your package manager" >&2; exit 1; }
-        echo "installing ${missing[*]} with apt-get" >&2
-        as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || exit
-    fi
+    if [ ${#missing[@]} -gt 0 ]; then just _apt_install "just bench" "${missing[@]}" || exit; fi
     # Release builds, static with musl, as many Rust tools ship: no dynamic loader, and none of
     # glibc's start-up probing of the CPU, at each of a run's three execs (the runtime, its
     # child, the command).
@@ -416,11 +414,19 @@ _uidmap:
     #!/usr/bin/env bash
     set -euo pipefail
     command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && exit
-    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-    command -v apt-get >/dev/null || { echo "the tests need newuidmap and newgidmap: install your distribution's uidmap (or shadow) package" >&2; exit 1; }
-    echo "installing uidmap (newuidmap, newgidmap) with apt-get, for the rootless tests" >&2
+    just _apt_install "the rootless tests" uidmap
+
+# Install Debian or Ubuntu packages, for WHY, with apt-get, as root
+[no-exit-message]
+_apt_install why +packages:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    shift
+    {{ as_root }}
+    command -v apt-get >/dev/null || { echo "{{ why }} needs $*: install them with your package manager" >&2; exit 1; }
+    echo "installing $* with apt-get, for {{ why }}" >&2
     # Without the one harmless line every install prints when apt-utils is missing.
-    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uidmap \
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" \
         2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
 
 # mdBook at the version the book is written for

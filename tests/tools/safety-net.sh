@@ -3,7 +3,8 @@
 #
 # Runs a learner's step, PROGRAM ARGS..., as root, inside a throwaway set of namespaces that
 # stands for the host (run by a learner without root, it runs the step as the root of a user
-# namespace of the learner's own, and makes no cgroup: see below): a mount namespace that receives the host's mounts but sends none back
+# namespace of the learner's own, and makes no cgroup: see below): a mount namespace that
+# receives the host's mounts but sends none back
 # (slave), with its `/` made shared again inside it as on a systemd machine; UTS, IPC, network
 # and PID namespaces of its own; a cgroup of its own (at most 1024 processes, 2 GiB); and a time
 # limit of SECONDS. A step that is still wrong then harms the stand-in, never the host, and the
