@@ -242,7 +242,7 @@ fn on_the_host_the_remapped_container_is_user_100000() {
     let checkout = common::RootlessCheckout::new(&STEP4);
     let mut command = checkout.command_as_root();
     command.args(["run", "--userns-remap", "100000", "sh", "-c", "echo ready; sleep 60"]);
-    let mut runtime = start_ready(command);
+    let (mut runtime, _output) = common::start_ready(command);
     let children = format!("/proc/{0}/task/{0}/children", runtime.id());
     let init = std::fs::read_to_string(children).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", init.trim())).unwrap();
@@ -304,20 +304,11 @@ fn the_rootless_container_dies_with_a_killed_runtime() {
     let checkout = common::RootlessCheckout::new(&STEP4);
     let mut command = checkout.command();
     command.args(["run", "sh", "-c", "echo ready; sleep 60"]);
-    let mut runtime = start_ready(command);
+    let (mut runtime, _output) = common::start_ready(command);
     runtime.kill().unwrap();
     runtime.wait().unwrap();
     drop(checkout);
     // The container's init, orphaned, is now ours (we are a subreaper): the check waits for
     // it to die, and fails if it does not.
     host.assert_unchanged("step4");
-}
-
-/// Start `command`, a run of `sh -c 'echo ready; …'`, and return once it said ready.
-fn start_ready(mut command: std::process::Command) -> std::process::Child {
-    let mut runtime = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut ready = [0; 6];
-    std::io::Read::read_exact(runtime.stdout.as_mut().unwrap(), &mut ready).unwrap();
-    assert_eq!(&ready, b"ready\n");
-    runtime
 }

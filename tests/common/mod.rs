@@ -89,26 +89,15 @@ impl Step {
         run
     }
 
-    /// Start `stepN ARGS…` as a learner would, with its output on a pipe, and
-    /// leave it running. Call it while holding a `HostState`.
-    pub fn spawn(&self, args: &[&str]) -> Child {
-        as_a_learner(Command::new(self.exe))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.exe))
-    }
-
     /// Start `stepN run … sh -c 'echo ready; …'` as root and leave it running,
     /// for the tests that signal the runtime: returns once the container said
     /// "ready", with the rest of its output to read. Call it while holding a
     /// `HostState`.
     pub fn spawn_ready(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
         require_root();
-        let mut runtime = self.spawn(args);
-        let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
-        assert_eq!(output.next().unwrap().unwrap(), "ready", "{} never said ready", self.name);
-        (runtime, output)
+        let mut command = as_a_learner(Command::new(self.exe));
+        command.args(args);
+        start_ready(command)
     }
 
     /// The same run by a learner without root (book: chapter 2, Without root):
@@ -162,6 +151,19 @@ impl Step {
         command.args(args);
         transcript_of(command, &format!("{shown} {}", shell_words(args)))
     }
+}
+
+/// Start `command`, a run of `sh -c 'echo ready; …'`, and leave it running: returns once the
+/// container said "ready", with the rest of its output to read. Call it while holding a
+/// `HostState`.
+pub fn start_ready(mut command: Command) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut runtime = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+    let mut output = BufReader::new(runtime.stdout.take().unwrap()).lines();
+    assert_eq!(output.next().unwrap().unwrap(), "ready", "{command:?} never said ready");
+    (runtime, output)
 }
 
 /// A command line as a learner types it in their shell, such as `sh -c 'just step3 run …;
