@@ -51,7 +51,9 @@ const REMAP_COUNT: u32 = 65536;
 /// Root may map any IDs: `--userns-remap FIRST` maps 0-65535 to FIRST onwards.
 pub fn write_id_maps(child: Pid, remap: Option<u32>, verbose: bool) -> Result<()> {
     // Rootless, with IDs of our own beyond our own ID: the helpers map them too.
-    if let (None, Some(ranges)) = (remap, subordinate_ids()) {
+    if remap.is_none()
+        && let Some(ranges) = subordinate_ids()
+    {
         return map_subordinate_ids(child, ranges, verbose);
     }
     let maps = match remap {
