@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{STEP4, STEPS, Step, Terminal};
@@ -80,6 +81,29 @@ fn user_and_group_by_number() {
 fn unknown_user_names_the_known_ones() {
     for run in check("unknown_user", &["run", "--user", "alice", "true"], 1) {
         assert!(run.output.contains("root, learner, nobody"), "{}", run.transcript);
+    }
+}
+
+/// A rootfs whose /etc/passwd has a UID that is no number: the error names the user, the
+/// file and the field, not just "invalid digit found in string".
+#[test]
+fn a_malformed_passwd_names_the_field() {
+    let rootfs = "target/malformed-passwd-rootfs";
+    let copy = Path::new(common::PROJECT).join(rootfs);
+    if !copy.join("bin/sh").exists() {
+        let made = Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(common::PROJECT).join("rootfs"))
+            .arg(&copy)
+            .status();
+        assert!(made.unwrap().success(), "cannot copy rootfs/ to {rootfs}");
+    }
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nlearner:x:10x0:1000::/home/learner:/bin/sh\n";
+    std::fs::write(copy.join("etc/passwd"), passwd).unwrap();
+    let args = ["run", "--rootfs", rootfs, "--user", "learner", "true"];
+    for run in check("malformed_passwd", &args, 1) {
+        let wanted = "cannot read user \"learner\" in the container's /etc/passwd: UID \"10x0\"";
+        assert!(run.output.contains(wanted), "{}", run.transcript);
     }
 }
 

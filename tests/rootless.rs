@@ -125,15 +125,25 @@ fn another_user_is_refused_with_the_way_out() {
 }
 
 /// A learner whom root gave a range of IDs (/etc/subuid and /etc/subgid), with the helpers
-/// that map it (newuidmap and newgidmap): the container's IDs 1 to 65536 are the range,
-/// setgroups stays allowed, and `--user` works, rootless.
+/// that map it (newuidmap and newgidmap): from step 4 on, where `--user` arrives, the
+/// container's IDs 1 to 65536 are the range, setgroups stays allowed, and `--user` works,
+/// rootless.
 #[test]
 fn with_ids_of_its_own_the_container_has_users() {
     common::require_root();
     let command = "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups";
-    let run = STEP2.run_rootless_with_ids(&["run", "-v", "sh", "-c", command]);
+    let run = STEP4.run_rootless_with_ids(&["run", "sh", "-c", command]);
     assert_eq!(run.status, 0, "{}", run.transcript);
-    assert_transcript!("step2_subordinate_ids", run);
+    assert_transcript!("step4_subordinate_ids", run);
+    // The helpers do the mapping, as -v says.
+    let run = STEP4.run_rootless_with_ids(&["run", "-v", "true"]);
+    for helper in ["newuidmap", "newgidmap"] {
+        let line = format!("=> {helper}([PID], 0, 65534, 1, 1, 200000, 65536) = 0\n");
+        assert!(common::redact(&run.output).contains(&line), "{line}{}", run.transcript);
+    }
+    // Step 2 maps one ID, helpers or not: it has no --user to use more.
+    let run = STEP2.run_rootless_with_ids(&["run", "cat", "/proc/self/uid_map"]);
+    assert_eq!(run.output.lines().count(), 1, "{}", run.transcript);
     for step in [STEP4, STEP5] {
         let run = step.run_rootless_with_ids(&[
             "run",

@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::fs;
+use std::path::Path;
+
 use common::STEPS;
 
 #[test]
@@ -16,13 +19,72 @@ fn echo_hello() {
 
 #[test]
 fn verbose_narrates_each_system_call() {
+    // `=> name(arguments) = result  # why`, or `=> name(arguments) …` for a call that
+    // starts a process or a program, which speaks next (book: chapter 1, What -v shows).
+    let call = regex::Regex::new(r"^=> [a-z_0-9]+\(.*\) (= \S.*|…)$").unwrap();
     for step in STEPS {
         // Rootless, the narration has the user namespace's lines too: rootless.rs's
         // step2_verbose shows them.
         let run = step.run_as_root(&["run", "-v", "echo", "hello"]);
         assert!(run.output.starts_with("=> clone("), "{}", run.transcript);
+        for line in run.output.lines().filter(|line| *line != "hello") {
+            assert!(call.is_match(line), "not a call and its result: {line}\n{}", run.transcript);
+        }
         assert_transcript!(format!("{}_verbose", step.name), run);
     }
+}
+
+/// The narration is made from the values each call is given (`narrate!`, or
+/// `narrate::Call::new` with each argument shown from its value): no string in the
+/// steps spells a call out by hand, `"mount(NULL, …)"`, which could say what the code
+/// did not do.
+#[test]
+fn no_narration_is_written_by_hand() {
+    let literal = regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
+    let spelled = regex::Regex::new(r"\b[a-z_0-9]+\(").unwrap();
+    let steps = Path::new(common::PROJECT).join("steps");
+    let mut sources = Vec::new();
+    let mut dirs = vec![steps];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            match entry.path() {
+                path if path.is_dir() => dirs.push(path),
+                path if path.extension().is_some_and(|ext| ext == "rs") => sources.push(path),
+                _ => {}
+            }
+        }
+    }
+    let mut narrated = 0;
+    for source in sources {
+        let text = fs::read_to_string(&source).unwrap();
+        for (at, _) in text.match_indices("Call::new(").chain(text.match_indices(".because(")) {
+            // The arguments, to the parenthesis that closes them.
+            let mut depth = 0;
+            let end = text[at..]
+                .char_indices()
+                .find_map(|(i, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    (c == ')' && depth == 0).then_some(at + i)
+                })
+                .unwrap();
+            let arguments = &text[at..end];
+            for string in literal.find_iter(arguments) {
+                assert!(
+                    !spelled.is_match(string.as_str()),
+                    "{}: a call spelled out by hand, {}, in {arguments}",
+                    source.display(),
+                    string.as_str()
+                );
+            }
+            narrated += 1;
+        }
+        assert!(!text.contains("narrate(verbose"), "{}: the old narrate()", source.display());
+    }
+    assert!(narrated > 20, "only {narrated} narrations found: has the helper moved?");
 }
 
 #[test]

@@ -294,3 +294,33 @@ fn without_root_the_checks_still_judge() {
     }
     assert!(seen.contains("(all but --userns-remap, which is root's)"), "{seen}");
 }
+
+/// The `-v` narration is made from each call's own arguments (book: chapter 1, What -v
+/// shows): a planted mistake shows in it, where a narration written by hand would still
+/// say what the reference does.
+#[test]
+fn the_narration_shows_the_planted_mistakes() {
+    let cases = [
+        ("2.2", "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)", "MS_REC|MS_SHARED"),
+        ("2.3", "{ifr_name: \"lo\", ifr_flags: IFF_UP}", "{ifr_name: \"lo\", ifr_flags: 0}"),
+        (
+            "1.1",
+            "[\"/proc/self/exe\", \"child\", \"-v\"",
+            "[\"/proc/self/exe\", \"child\", \"run\"",
+        ),
+    ];
+    for (stage, right, wrong) in cases {
+        let mistake = variant(&format!("mistake-{}", stage.replace('.', "-")));
+        for (program, shown, hidden) in
+            [(Path::new(reference(stage)), right, wrong), (mistake.as_path(), wrong, right)]
+        {
+            let host = HostState::now();
+            let mut command = common::as_a_learner(std::process::Command::new(program));
+            command.args(["run", "-v", "echo", "hi"]);
+            let run = common::transcript_of(command, &format!("{} run -v echo hi", stage));
+            host.assert_unchanged(stage);
+            assert!(run.output.contains(shown), "{shown} not narrated:\n{}", run.transcript);
+            assert!(!run.output.contains(hidden), "{hidden} narrated:\n{}", run.transcript);
+        }
+    }
+}

@@ -4,8 +4,11 @@
 //! that copy becomes CMD. Nothing is isolated yet: this is the shape that the
 //! next steps fill in, the way the Go article's `main`, `parent` and `child` do.
 
+mod narrate;
+
 // ANCHOR: use
 use std::ffi::CString;
+use std::fs;
 use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
@@ -13,11 +16,13 @@ use std::process::{Command, ExitCode};
 use clap::{Args, Parser, Subcommand};
 use color_eyre::Section;
 use color_eyre::config::{HookBuilder, Theme};
-use color_eyre::eyre::{Report, Result, WrapErr};
+use color_eyre::eyre::{Report, Result, WrapErr, eyre};
 use nix::sched::{CloneFlags, clone};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, execv};
+
+use narrate::{Show, narrate};
 // ANCHOR_END: use
 
 #[derive(Parser)]
@@ -73,9 +78,11 @@ fn main() -> ExitCode {
         .theme(theme)
         .install()
         .expect("the error report is installed once");
+    let (Role::Run(container) | Role::Child(container)) = &cli.role;
+    narrate::set_verbose(container.verbose);
 
     let result = match &cli.role {
-        Role::Run(container) => parent(container),
+        Role::Run(_) => parent(),
         Role::Child(container) => child(container),
     };
     result.unwrap_or_else(|report| {
@@ -87,8 +94,8 @@ fn main() -> ExitCode {
 
 // ANCHOR: parent
 /// On the host: start the container, wait for it, and exit with its status.
-fn parent(container: &Container) -> Result<ExitCode> {
-    let child = start_child(container)?;
+fn parent() -> Result<ExitCode> {
+    let child = start_child()?;
 
     // Ctrl-C and Ctrl-\ go to every process in the terminal's foreground group,
     // the container included. Let the container decide what they mean, and keep
@@ -99,15 +106,14 @@ fn parent(container: &Container) -> Result<ExitCode> {
         signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
     }
 
-    let status = waitpid(child, None).wrap_err("waitpid on the container failed")?;
-    narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
+    let status = narrate!(waitpid(child, None)).wrap_err("cannot wait for the container")?;
     Ok(ExitCode::from(exit_code(status)))
 }
 // ANCHOR_END: parent
 
 // ANCHOR: start_child
 /// clone(2) a new process that re-executes this program as `child`.
-fn start_child(container: &Container) -> Result<Pid> {
+fn start_child() -> Result<Pid> {
     let flags = namespaces();
     // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
     let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
@@ -115,28 +121,43 @@ fn start_child(container: &Container) -> Result<Pid> {
         .chain(std::env::args().skip(2))
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
-    let verbose = container.verbose;
-
-    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let exit_signal = Signal::SIGCHLD;
+    let clone_call = narrate::Call::new("clone", vec![clone_flags(flags, exit_signal)]);
     let mut stack = vec![0u8; 1024 * 1024];
-    // SAFETY: this program is single-threaded, so the new process is a plain copy
-    // of it, as after fork(2), running on its own stack; all it does is exec.
+    only_one_thread()?;
+    // SAFETY: the new process is a copy of this one, as after fork(2), running on
+    // its own stack. We have just checked that this program runs one thread: the
+    // copy then holds no lock that another thread held, so it may allocate and
+    // call anything until it execs.
     let child = unsafe {
         clone(
             Box::new(|| {
-                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
-                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
+                let error = narrate!(execv(c"/proc/self/exe", &argv)).unwrap_err();
                 eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
                 127
             }),
             &mut stack,
             flags,
-            Some(Signal::SIGCHLD as i32),
+            Some(exit_signal as i32),
         )
     };
-    child.wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
+    clone_call.returned(&child);
+    child.wrap_err_with(|| format!("cannot clone({})", clone_flags(flags, exit_signal)))
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: only_one_thread
+/// clone(2) copies the calling thread alone: with another thread running, the
+/// copy could inherit a lock it held, such as the allocator's, locked for good.
+/// So check, from the kernel's list of our threads, that there is no other.
+fn only_one_thread() -> Result<()> {
+    let threads = fs::read_dir("/proc/self/task").wrap_err("cannot list /proc/self/task")?;
+    match threads.count() {
+        1 => Ok(()),
+        n => Err(eyre!("cannot clone: the runtime runs {n} threads, and may run only one")),
+    }
+}
+// ANCHOR_END: only_one_thread
 
 // ANCHOR: namespaces
 /// The namespaces the child starts in: none yet, it shares all of ours.
@@ -149,8 +170,9 @@ fn namespaces() -> CloneFlags {
 /// Inside the container: become the command.
 fn child(container: &Container) -> Result<ExitCode> {
     let command = &container.command;
-    narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    let execvp = narrate::Call::new("execvp", vec![command[0].show(), command.show()]);
     let error = Command::new(&command[0]).args(&command[1..]).exec();
+    execvp.failed(&error);
 
     // exec only returns when it failed. Say so the way a shell does: status 127
     // for a command that is not there, 126 for one that is there but cannot run.
@@ -178,21 +200,13 @@ fn exit_code(status: WaitStatus) -> u8 {
 }
 // ANCHOR_END: exit_code
 
-// ANCHOR: flag_names
-/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
-/// namespace: it is the signal the kernel sends us when the child ends.
-fn flag_names(flags: CloneFlags) -> String {
-    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    [names, vec!["SIGCHLD"]].concat().join("|")
-}
-// ANCHOR_END: flag_names
-
-// ANCHOR: narrate
-/// `-v`: one line per system call that makes the container, like contained.c's
-/// `=> doing X… done.` lines.
-fn narrate(verbose: bool, call: &str) {
-    if verbose {
-        eprintln!("=> {call}");
+// ANCHOR: clone_flags
+/// clone(2)'s flags as C ORs them, "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD". SIGCHLD is
+/// not a namespace: it is the signal the kernel sends us when the child ends.
+fn clone_flags(flags: CloneFlags, exit_signal: Signal) -> String {
+    match flags.is_empty() {
+        true => exit_signal.show(),
+        false => format!("{}|{}", flags.show(), exit_signal.show()),
     }
 }
-// ANCHOR_END: narrate
+// ANCHOR_END: clone_flags

@@ -7,10 +7,12 @@
 //! Run by a user who is not root, it asks for a user namespace too, whose root
 //! is that user: the other namespaces then need no root on the host.
 
+mod narrate;
 mod rootless;
 
 // ANCHOR: use
 use std::ffi::CString;
+use std::fs;
 use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -33,6 +35,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{
     Pid, Uid, chdir, close, execv, mkdir, pipe2, pivot_root, read, sethostname, write,
 };
+
+use narrate::{Show, narrate};
 // ANCHOR_END: use
 
 #[derive(Parser)]
@@ -101,6 +105,8 @@ fn main() -> ExitCode {
         .theme(theme)
         .install()
         .expect("the error report is installed once");
+    let (Role::Run(container) | Role::Child(container)) = &cli.role;
+    narrate::set_verbose(container.verbose);
 
     let result = match &cli.role {
         Role::Run(container) => parent(container),
@@ -132,8 +138,7 @@ fn parent(container: &Container) -> Result<ExitCode> {
         signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
     }
 
-    let status = waitpid(child, None).wrap_err("waitpid on the container failed")?;
-    narrate(container.verbose, &format!("waitpid({child}) = {status:?}"));
+    let status = narrate!(waitpid(child, None)).wrap_err("cannot wait for the container")?;
     Ok(ExitCode::from(exit_code(status)))
 }
 // ANCHOR_END: parent
@@ -153,49 +158,66 @@ fn start_child(container: &Container, user_namespace: bool) -> Result<Pid> {
         .chain(std::env::args().skip(2))
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect();
-    let (verbose, remap) = (container.verbose, container.userns_remap);
+    let remap = container.userns_remap;
     // The child waits on this pipe until we say go: in a user namespace, it must
     // not exec before its IDs are mapped, or it loses its capabilities.
-    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
+    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("cannot make a pipe")?;
 
-    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let exit_signal = Signal::SIGCHLD;
+    let clone_call = narrate::Call::new("clone", vec![clone_flags(flags, exit_signal)]);
     let mut stack = vec![0u8; 1024 * 1024];
-    // SAFETY: this program is single-threaded, so the new process is a plain copy
-    // of it, as after fork(2), running on its own stack; it only waits, then execs.
+    only_one_thread()?;
+    // SAFETY: the new process is a copy of this one, as after fork(2), running on
+    // its own stack. We have just checked that this program runs one thread: the
+    // copy then holds no lock that another thread held, so it may allocate and
+    // call anything until it execs.
     let child = unsafe {
         clone(
             Box::new(|| {
                 if !wait_for_go(&wait, &go) {
                     return 1; // the runtime failed, and says why
                 }
-                if let Err(report) = rootless::become_root(remap, verbose) {
+                if let Err(report) = rootless::become_root(remap) {
                     eprintln!("Error: {report:?}");
                     return 1;
                 }
-                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
-                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
+                let error = narrate!(execv(c"/proc/self/exe", &argv)).unwrap_err();
                 eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
                 127
             }),
             &mut stack,
             flags,
-            Some(Signal::SIGCHLD as i32),
+            Some(exit_signal as i32),
         )
     };
+    clone_call.returned(&child);
     let suggestion = match child {
         Err(Errno::EPERM) => "creating namespaces needs root or a user namespace: use `sudo`",
         _ => "see the book's Troubleshooting appendix",
     };
     let child = child
-        .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
+        .wrap_err_with(|| format!("cannot clone({})", clone_flags(flags, exit_signal)))
         .suggestion(suggestion)?;
     if user_namespace {
-        rootless::write_id_maps(child, remap, verbose)?;
+        rootless::write_id_maps(child, remap)?;
     }
     write(&go, b"!").wrap_err("cannot tell the container to go on")?;
     Ok(child)
 }
 // ANCHOR_END: start_child
+
+// ANCHOR: only_one_thread
+/// clone(2) copies the calling thread alone: with another thread running, the
+/// copy could inherit a lock it held, such as the allocator's, locked for good.
+/// So check, from the kernel's list of our threads, that there is no other.
+fn only_one_thread() -> Result<()> {
+    let threads = fs::read_dir("/proc/self/task").wrap_err("cannot list /proc/self/task")?;
+    match threads.count() {
+        1 => Ok(()),
+        n => Err(eyre!("cannot clone: the runtime runs {n} threads, and may run only one")),
+    }
+}
+// ANCHOR_END: only_one_thread
 
 // ANCHOR: wait_for_go
 /// In the new process: wait until the runtime says go. If it failed first, the
@@ -223,16 +245,17 @@ fn namespaces() -> CloneFlags {
 // ANCHOR: child
 /// Inside the container: set it up, then become the command.
 fn child(container: &Container) -> Result<ExitCode> {
-    make_mounts_private(container.verbose)?;
+    make_mounts_private()?;
     set_hostname(container)?;
-    bring_up_loopback(container.verbose)?;
+    bring_up_loopback()?;
     enter_rootfs(container)?;
 
     let command = &container.command;
-    narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    let execvp = narrate::Call::new("execvp", vec![command[0].show(), command.show()]);
     // The host's PATH means nothing in the rootfs: look the command up in the
     // container's own directories, so that `run sh` finds /bin/sh.
     let error = Command::new(&command[0]).args(&command[1..]).env("PATH", CONTAINER_PATH).exec();
+    execvp.failed(&error);
 
     // exec only returns when it failed. Say so the way a shell does: status 127
     // for a command that is not there, 126 for one that is there but cannot run.
@@ -258,10 +281,9 @@ fn child(container: &Container) -> Result<ExitCode> {
 /// `Unshareflags` (Liz Rice's version); with `Cloneflags`, as in the article,
 /// and in Rust, no one does. So we do, before any other mount (book: chapter
 /// 2, "shared mounts").
-fn make_mounts_private(verbose: bool) -> Result<()> {
-    narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
+fn make_mounts_private() -> Result<()> {
     let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+    narrate!(mount(None::<&str>, "/", None::<&str>, flags, None::<&str>))
         .wrap_err("cannot make the container's mounts private")
 }
 // ANCHOR_END: make_mounts_private
@@ -269,8 +291,7 @@ fn make_mounts_private(verbose: bool) -> Result<()> {
 // ANCHOR: set_hostname
 /// The new UTS namespace has its own hostname: changing it leaves the host's alone.
 fn set_hostname(container: &Container) -> Result<()> {
-    narrate(container.verbose, &format!("sethostname({:?})", container.hostname));
-    sethostname(&container.hostname)
+    narrate!(sethostname(&container.hostname))
         .wrap_err_with(|| format!("cannot set the hostname to {:?}", container.hostname))
 }
 // ANCHOR_END: set_hostname
@@ -279,7 +300,7 @@ fn set_hostname(container: &Container) -> Result<()> {
 /// A new network namespace has one interface, the loopback `lo`, and it is
 /// down. Bring it up, as `ip link set lo up` does: the container can reach
 /// its own services on 127.0.0.1, and nothing else.
-fn bring_up_loopback(verbose: bool) -> Result<()> {
+fn bring_up_loopback() -> Result<()> {
     let socket = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
         .wrap_err("cannot open a socket to configure lo")?;
     // SAFETY: ifreq is plain data, for which all zeroes is a valid value.
@@ -288,13 +309,17 @@ fn bring_up_loopback(verbose: bool) -> Result<()> {
     request.ifr_name[1] = b'o' as libc::c_char;
     request.ifr_ifru.ifru_flags = libc::IFF_UP as libc::c_short;
 
-    narrate(verbose, "ioctl(socket, SIOCSIFFLAGS, {ifr_name: \"lo\", ifr_flags: IFF_UP})");
+    let ioctl = narrate::Call::new(
+        "ioctl",
+        vec![socket.as_raw_fd().show(), "SIOCSIFFLAGS".to_string(), request.show()],
+    );
     // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one. (`libc::Ioctl`:
     // glibc and musl give the request different types.)
     let result =
         unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &request) };
-    Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
-    Ok(())
+    let result = Errno::result(result).map(drop);
+    ioctl.returned(&result);
+    result.wrap_err("cannot bring up the loopback interface")
 }
 // ANCHOR_END: bring_up_loopback
 
@@ -327,29 +352,22 @@ fn enter_rootfs(container: &Container) -> Result<()> {
     let rootfs = &container.rootfs;
     let old_root = rootfs.join("oldrootfs");
 
-    narrate(
-        container.verbose,
-        &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"),
-    );
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+    narrate!(mount(Some(rootfs.as_path()), rootfs, None::<&str>, flags, None::<&str>))
         .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
 
-    narrate(container.verbose, &format!("mkdir({old_root:?}, 0700)"));
-    match mkdir(&old_root, Mode::S_IRWXU) {
+    match narrate!(mkdir(&old_root, Mode::S_IRWXU)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(error) => return Err(error).wrap_err_with(|| format!("cannot create {old_root:?}")),
     }
 
-    narrate(container.verbose, &format!("pivot_root({rootfs:?}, {old_root:?})"));
-    pivot_root(rootfs, &old_root)
+    narrate!(pivot_root(rootfs, &old_root))
         .wrap_err_with(|| format!("pivot_root({rootfs:?}, {old_root:?}) refused"))
         .suggestion(
             "pivot_root needs a rootfs on a private mount: see the book's Troubleshooting appendix",
         )?;
 
-    narrate(container.verbose, "chdir(\"/\")");
-    chdir("/").wrap_err("cannot chdir to the new root")
+    narrate!(chdir("/")).wrap_err("cannot chdir to the new root")
 }
 // ANCHOR_END: enter_rootfs
 
@@ -365,21 +383,13 @@ fn exit_code(status: WaitStatus) -> u8 {
 }
 // ANCHOR_END: exit_code
 
-// ANCHOR: flag_names
-/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
-/// namespace: it is the signal the kernel sends us when the child ends.
-fn flag_names(flags: CloneFlags) -> String {
-    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    [names, vec!["SIGCHLD"]].concat().join("|")
-}
-// ANCHOR_END: flag_names
-
-// ANCHOR: narrate
-/// `-v`: one line per system call that makes the container, like contained.c's
-/// `=> doing X… done.` lines.
-fn narrate(verbose: bool, call: &str) {
-    if verbose {
-        eprintln!("=> {call}");
+// ANCHOR: clone_flags
+/// clone(2)'s flags as C ORs them, "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD". SIGCHLD is
+/// not a namespace: it is the signal the kernel sends us when the child ends.
+fn clone_flags(flags: CloneFlags, exit_signal: Signal) -> String {
+    match flags.is_empty() {
+        true => exit_signal.show(),
+        false => format!("{}|{}", flags.show(), exit_signal.show()),
     }
 }
-// ANCHOR_END: narrate
+// ANCHOR_END: clone_flags

@@ -5,19 +5,17 @@
 //! the user, may make and use them. Root there has every capability, over what
 //! the namespace owns only: its hostname, its mounts, its network, never the
 //! host's files or devices. This file holds what that needs: a check that the
-//! kernel allows it, and the ID maps that make the user root inside (and the
-//! user's own range of IDs the other users, if root gave one). Root may
+//! kernel allows it, and the ID maps that make the user root inside. Root may
 //! ask for one too, `--userns-remap`: the container's root is then a host ID
 //! that owns nothing (book: chapter 2, "As root, a user namespace too").
 
-use std::process::Command;
-use std::{env, fs};
+use std::fs;
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use nix::unistd::{AccessFlags, Gid, Pid, Uid, User, access, setgroups, setresgid, setresuid};
+use nix::unistd::{AccessFlags, Gid, Pid, Uid, access, setgroups, setresgid, setresuid};
 
-use crate::narrate;
+use crate::narrate::narrate;
 // ANCHOR_END: head
 
 // ANCHOR: user_namespace
@@ -49,13 +47,7 @@ const REMAP_COUNT: u32 = 65536;
 /// setgroups(2) must be denied first, or the child could drop a group that
 /// denies us something (user_namespaces(7); book: chapter 2, Without root).
 /// Root may map any IDs: `--userns-remap FIRST` maps 0-65535 to FIRST onwards.
-pub fn write_id_maps(child: Pid, remap: Option<u32>, verbose: bool) -> Result<()> {
-    // Rootless, with IDs of our own beyond our own ID: the helpers map them too.
-    if remap.is_none()
-        && let Some(ranges) = subordinate_ids()
-    {
-        return map_subordinate_ids(child, ranges, verbose);
-    }
+pub fn write_id_maps(child: Pid, remap: Option<u32>) -> Result<()> {
     let maps = match remap {
         None => vec![
             ("setgroups", "deny".to_string()),
@@ -69,66 +61,12 @@ pub fn write_id_maps(child: Pid, remap: Option<u32>, verbose: bool) -> Result<()
     };
     for (file, map) in maps {
         let path = format!("/proc/{child}/{file}");
-        narrate(verbose, &format!("write({path:?}, {map:?})"));
-        fs::write(&path, &map).wrap_err_with(|| format!("cannot write {map:?} to {path}"))?;
+        narrate!(fs::write(&path, &map))
+            .wrap_err_with(|| format!("cannot write {map:?} to {path}"))?;
     }
     Ok(())
 }
 // ANCHOR_END: write_id_maps
-
-// ANCHOR: subordinate_ids
-/// Rootless, the IDs root gave us beyond our own, for the container's other
-/// users: our ranges in /etc/subuid and /etc/subgid (subuid(5)), lines
-/// `USER:FIRST:COUNT`, if the set-user-ID helpers that map them are installed
-/// (package `uidmap`). Without them, we map one ID, and `--user` is refused.
-fn subordinate_ids() -> Option<[(u32, u32); 2]> {
-    let user = User::from_uid(Uid::effective()).ok()??;
-    let range = |file| subordinate_range(file, &user.name, user.uid);
-    let path = env::var_os("PATH").unwrap_or_default();
-    let installed = |helper| env::split_paths(&path).any(|dir| dir.join(helper).is_file());
-    let ranges = [range("/etc/subuid")?, range("/etc/subgid")?];
-    (installed("newuidmap") && installed("newgidmap")).then_some(ranges)
-}
-
-/// The first range of `user` (by name or UID) in `file`: (first ID, how many).
-fn subordinate_range(file: &str, user: &str, uid: Uid) -> Option<(u32, u32)> {
-    let text = fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| match line.split(':').collect::<Vec<_>>()[..] {
-        [owner, first, count] if owner == user || owner == uid.to_string() => {
-            Some((first.parse().ok()?, count.parse().ok()?))
-        }
-        _ => None,
-    })
-}
-// ANCHOR_END: subordinate_ids
-
-// ANCHOR: map_subordinate_ids
-/// Map the container's root to us and its IDs 1, 2, … to our range, as
-/// rootless Podman does: newuidmap(1) and newgidmap(1), set-user-ID root,
-/// check the ranges against /etc/subuid and /etc/subgid and write the maps
-/// that we may not. They leave setgroups allowed: with a range, the kernel's
-/// reason to deny it is gone, and `--user` may clear the groups.
-fn map_subordinate_ids(child: Pid, ranges: [(u32, u32); 2], verbose: bool) -> Result<()> {
-    let ours = [Uid::effective().as_raw(), Gid::effective().as_raw()];
-    for ((helper, own), (first, count)) in
-        ["newuidmap", "newgidmap"].into_iter().zip(ours).zip(ranges)
-    {
-        let args = format!("{child} 0 {own} 1 1 {first} {count}");
-        narrate(verbose, &format!("{helper} {args}"));
-        let status = Command::new(helper).args(args.split(' ')).status();
-        match status {
-            Ok(status) if status.success() => {}
-            outcome => {
-                return Err(eyre!("{helper} {args} failed: {outcome:?}")).suggestion(
-                    "check your ranges in /etc/subuid and /etc/subgid (subuid(5)), \
-                     or run as root (`sudo`)",
-                );
-            }
-        }
-    }
-    Ok(())
-}
-// ANCHOR_END: map_subordinate_ids
 
 // ANCHOR: become_root
 /// In the new process, as root with `--userns-remap`: our host IDs, root's,
@@ -136,15 +74,16 @@ fn map_subordinate_ids(child: Pid, ranges: [(u32, u32); 2], verbose: bool) -> Re
 /// leave us no capability. clone(2) gave us every capability in it, so we may
 /// become its root first, as contained.c does. Rootless, there is nothing to
 /// do: our own ID is its root.
-pub fn become_root(remap: Option<u32>, verbose: bool) -> Result<()> {
+pub fn become_root(remap: Option<u32>) -> Result<()> {
     let Some(first) = remap else {
         return Ok(());
     };
-    let root = (Uid::from_raw(0), Gid::from_raw(0));
-    narrate(verbose, "setgroups([]); setresgid(0, 0, 0); setresuid(0, 0, 0)");
-    setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
-    setresgid(root.1, root.1, root.1).wrap_err("cannot become group 0 in the user namespace")?;
-    setresuid(root.0, root.0, root.0).wrap_err("cannot become root in the user namespace")?;
+    let (root, root_group, no_groups): (Uid, Gid, &[Gid]) =
+        (Uid::from_raw(0), Gid::from_raw(0), &[]);
+    narrate!(setgroups(no_groups)).wrap_err("cannot clear the supplementary groups")?;
+    narrate!(setresgid(root_group, root_group, root_group))
+        .wrap_err("cannot become group 0 in the user namespace")?;
+    narrate!(setresuid(root, root, root)).wrap_err("cannot become root in the user namespace")?;
     // From here on we are host ID `first`, a stranger to the directory we were
     // started in, where the rootfs is: it must let others in.
     access(".", AccessFlags::X_OK)

@@ -26,7 +26,7 @@ use nix::unistd::{
     ForkResult, Pid, close, fork, getpgid, getpgrp, read, setpgid, tcgetpgrp, tcsetpgrp,
 };
 
-use crate::narrate;
+use crate::narrate::{self, Show, narrate};
 // ANCHOR_END: head
 
 // ANCHOR: FORWARDED
@@ -59,38 +59,39 @@ pub fn block_signals() -> Result<SigSet> {
 /// reap every child that ends (orphans in the container become ours), and pass
 /// the forwarded signals on to `pid`. The runtime on the host runs this same
 /// loop for its one child, our init.
-pub fn supervise(pid: Pid, signals: &SigSet, verbose: bool) -> Result<WaitStatus> {
+pub fn supervise(pid: Pid, signals: &SigSet) -> Result<WaitStatus> {
     let queue = SignalFd::new(signals).wrap_err("cannot read signals")?;
     loop {
         // Reap all that have ended: one SIGCHLD may stand for several.
         loop {
-            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED;
-            let status = waitpid(None, Some(flags)).wrap_err("waitpid failed")?;
-            if status == WaitStatus::StillAlive {
-                break;
+            let (any, flags) = (None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED));
+            let call = narrate::Call::new("waitpid", vec![any.show(), flags.show()]);
+            let status = waitpid(any, flags);
+            if status == Ok(WaitStatus::StillAlive) {
+                break; // none has ended: not worth a line
             }
-            narrate(verbose, &format!("waitpid(-1, WNOHANG|WUNTRACED) = {status:?}"));
+            call.returned(&status);
+            let status = status.wrap_err("cannot wait for the container's processes")?;
             match status {
                 // Ctrl-Z stopped `pid`: only a shell can give the terminal back to
                 // anything, and the shell in the container handles its own jobs. So a
                 // command stopped from the terminal goes on at once (book: chapter 4).
                 WaitStatus::Stopped(stopped, _) if stopped == pid => {
-                    narrate(verbose, &format!("kill({pid}, SIGCONT)"));
-                    let _ = kill(pid, Signal::SIGCONT);
+                    let _ = narrate!(kill(pid, Signal::SIGCONT));
                 }
                 _ if status.pid() == Some(pid) => return Ok(status),
                 _ => {}
             }
         }
         let Some(info) = queue.read_signal().wrap_err("cannot read a signal")? else { continue };
-        let signal = Signal::try_from(info.ssi_signo as i32)?;
+        let signal = Signal::try_from(info.ssi_signo as i32)
+            .wrap_err_with(|| format!("cannot read signal number {}", info.ssi_signo))?;
         // Ctrl-C on a terminal comes from the kernel (SI_KERNEL) to the whole
         // foreground process group: if that is `pid`'s, passing it on as well
         // would deliver it twice.
         let from_the_terminal = info.ssi_code == libc::SI_KERNEL && in_the_foreground(pid);
         if signal != Signal::SIGCHLD && !from_the_terminal {
-            narrate(verbose, &format!("kill({pid}, {signal})"));
-            let _ = kill(pid, signal); // it may have ended already: waitpid will say
+            let _ = narrate!(kill(pid, signal)); // it may have ended already: waitpid will say
         }
     }
 }
@@ -107,11 +108,13 @@ fn in_the_foreground(pid: Pid) -> bool {
 /// fork(2) the command's process: it is PID 2, and our init is its parent.
 /// It runs `become_command`, which restricts it and execs the command, and
 /// exits if that returns: it must never return into init's code.
-pub fn start_command(become_command: impl FnOnce() -> Result<u8>, verbose: bool) -> Result<Pid> {
-    narrate(verbose, "fork()");
+pub fn start_command(become_command: impl FnOnce() -> Result<u8>) -> Result<Pid> {
+    let call = narrate::Call::new("fork", vec![]);
     // SAFETY: this program is single-threaded, so the child is a plain copy of
     // it; the child restricts itself and execs, or exits.
-    match unsafe { fork() }.wrap_err("fork failed")? {
+    let forked = unsafe { fork() };
+    call.returned(&forked);
+    match forked.wrap_err("cannot fork the command's process")? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let status = become_command().unwrap_or_else(|report| {
@@ -125,19 +128,19 @@ pub fn start_command(become_command: impl FnOnce() -> Result<u8>, verbose: bool)
 // ANCHOR_END: start_command
 
 // ANCHOR: die_with_runtime
-/// In the new process, first of all: if the runtime dies, even by SIGKILL, its
-/// container must die with it. PR_SET_PDEATHSIG asks the kernel for that, but
-/// only from now on: a runtime that died a moment earlier is missed. Inside
-/// the new PID namespace getppid() says 0, so ask a pipe: the runtime holds its
-/// write end (`runtime`) open as long as it lives, and a read of the other end
-/// (`alive`) finds EOF once no writer is left. Our copy of the write end goes
-/// first, so that the runtime's is the only one.
-pub fn die_with_runtime(alive: &OwnedFd, runtime: &OwnedFd, verbose: bool) -> Result<()> {
+/// In the new process, as soon as it may (after any change of its user, which
+/// clears the setting): if the runtime dies, even by SIGKILL, its container
+/// must die with it. PR_SET_PDEATHSIG asks the kernel for that, but only from
+/// now on: a runtime that died a moment earlier is missed. Inside the new PID
+/// namespace getppid() says 0, so ask a pipe: the runtime holds its write end
+/// (`runtime`) open as long as it lives, and a read of the other end (`alive`)
+/// finds EOF once no writer is left, EAGAIN while one is. Our copy of the write
+/// end goes first, so that the runtime's is the only one.
+pub fn die_with_runtime(alive: &OwnedFd, runtime: &OwnedFd) -> Result<()> {
     let _ = close(runtime.as_raw_fd());
-    narrate(verbose, "prctl(PR_SET_PDEATHSIG, SIGKILL)");
-    prctl::set_pdeathsig(Signal::SIGKILL).wrap_err("prctl(PR_SET_PDEATHSIG) failed")?;
-    narrate(verbose, "read(pipe) = EAGAIN: the runtime is alive");
-    match read(alive, &mut [0]) {
+    narrate!(prctl::set_pdeathsig(Signal::SIGKILL)).wrap_err("cannot set PR_SET_PDEATHSIG")?;
+    let mut byte = [0u8];
+    match narrate!(read(alive, &mut byte)) {
         Err(Errno::EAGAIN) => Ok(()),
         _ => Err(eyre!("the runtime died before its container started")),
     }
@@ -151,12 +154,13 @@ pub fn die_with_runtime(alive: &OwnedFd, runtime: &OwnedFd, verbose: bool) -> Re
 /// descriptor above 2 before anything else, as runc closes them
 /// (CVE-2024-21626 came through one it missed): the command, which init forks,
 /// then has none either.
-pub fn close_inherited_files(verbose: bool) -> Result<()> {
-    narrate(verbose, "close_range(3, ~0U, 0)");
+pub fn close_inherited_files() -> Result<()> {
+    let (first, last, flags) = (3, libc::c_uint::MAX, 0);
+    let call = narrate::Call::new("close_range", vec![first.show(), last.show(), flags.show()]);
     // SAFETY: close_range takes plain numbers, and closes only our own descriptors,
     // of which the program holds none yet.
-    let closed =
-        Errno::result(unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) });
+    let closed = Errno::result(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) });
+    call.returned(&closed.map(drop));
     match closed {
         Ok(_) => Ok(()),
         // Before Linux 5.9: close each, as /proc/self/fd lists them.
@@ -179,9 +183,9 @@ pub fn close_inherited_files(verbose: bool) -> Result<()> {
 /// own. A process group is what kill(0) signals, and what a terminal's Ctrl-C
 /// is sent to: the caller's group holds the shell or script that started us,
 /// which a `kill -KILL 0` in the container would otherwise kill.
-pub fn own_process_group(verbose: bool) -> Result<()> {
-    narrate(verbose, "setpgid(0, 0)");
-    setpgid(Pid::from_raw(0), Pid::from_raw(0)).wrap_err("cannot make a process group")
+pub fn own_process_group() -> Result<()> {
+    let ourselves = Pid::from_raw(0);
+    narrate!(setpgid(ourselves, ourselves)).wrap_err("cannot make a process group")
 }
 // ANCHOR_END: own_process_group
 
@@ -211,11 +215,11 @@ impl Terminal {
 
     /// Make the container's process group, `child`'s, the foreground: Ctrl-C,
     /// Ctrl-Z and the job control of a shell in the container go to it.
-    pub fn give_to(&self, child: Pid, verbose: bool) -> Result<()> {
+    pub fn give_to(&self, child: Pid) -> Result<()> {
         // The child makes its group itself; whichever of us comes first makes it.
         let _ = setpgid(child, child);
-        narrate(verbose, &format!("tcsetpgrp(/dev/tty, {child})"));
-        tcsetpgrp(&self.terminal, child).wrap_err("cannot give the terminal to the container")
+        narrate!(tcsetpgrp(&self.terminal, child))
+            .wrap_err("cannot give the terminal to the container")
     }
 }
 

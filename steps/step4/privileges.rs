@@ -18,7 +18,10 @@ use nix::sys::prctl;
 use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 
-use crate::narrate;
+use crate::narrate::{self, Show, narrate};
+
+#[cfg(test)]
+mod tests;
 // ANCHOR_END: head
 
 // ANCHOR: restrict
@@ -26,12 +29,11 @@ use crate::narrate;
 /// limits while it may still raise them (CAP_SYS_RESOURCE), the capabilities
 /// while it still has CAP_SETPCAP, the user while it still has CAP_SETUID and
 /// CAP_SETGID, and no_new_privs last, just before the exec it is for.
-pub fn restrict(user: &User, ulimits: &[Ulimit], verbose: bool) -> Result<()> {
-    set_resource_limits(ulimits, verbose)?;
-    drop_capabilities(verbose)?;
-    switch_user(user, verbose)?;
-    narrate(verbose, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
-    prctl::set_no_new_privs().wrap_err("cannot set no_new_privs")
+pub fn restrict(user: &User, ulimits: &[Ulimit]) -> Result<()> {
+    set_resource_limits(ulimits)?;
+    drop_capabilities()?;
+    switch_user(user)?;
+    narrate!(prctl::set_no_new_privs()).wrap_err("cannot set no_new_privs")
 }
 // ANCHOR_END: restrict
 
@@ -93,11 +95,10 @@ pub fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
 
 // ANCHOR: set_resource_limits
 /// setrlimit(2) the defaults, then each `--ulimit`: the last word wins.
-fn set_resource_limits(ulimits: &[Ulimit], verbose: bool) -> Result<()> {
+fn set_resource_limits(ulimits: &[Ulimit]) -> Result<()> {
     let defaults = DEFAULT_ULIMITS.map(|text| parse_ulimit(text).expect("the defaults parse"));
     for Ulimit { name, resource, soft, hard } in defaults.iter().chain(ulimits) {
-        narrate(verbose, &format!("setrlimit({resource:?}, {soft}, {hard})"));
-        setrlimit(*resource, *soft, *hard)
+        narrate!(setrlimit(*resource, *soft, *hard))
             .wrap_err_with(|| format!("the kernel refused --ulimit {name}={soft}:{hard}"))
             .suggestion(
                 "no soft limit may pass its hard limit, and nofile not /proc/sys/fs/nr_open",
@@ -173,30 +174,45 @@ const DROPPED_CAPABILITIES: [(Capability, &str); 28] = [
 /// Reduce every capability set to the kept ones: the bounding set (all that
 /// may ever be held again), permitted and effective (what the command holds),
 /// and empty the inheritable and ambient sets (what could pass across exec).
-fn drop_capabilities(verbose: bool) -> Result<()> {
+fn drop_capabilities() -> Result<()> {
     let kept: HashSet<Capability> = KEPT_CAPABILITIES.into_iter().collect();
     // Only what this kernel knows can be dropped: an older one has no CAP_BPF.
-    let known = caps::runtime::thread_all_supported();
-    for (capability, why) in DROPPED_CAPABILITIES {
-        narrate(verbose, &format!("prctl(PR_CAPBSET_DROP, {capability}): {why}"));
+    // One that a kernel added after these lists were written goes too.
+    let mut dropped: Vec<Capability> =
+        caps::runtime::thread_all_supported().difference(&kept).copied().collect();
+    dropped.sort_by_key(|capability| capability.index());
+    for capability in dropped {
+        let call = narrate::Call::new("prctl", vec!["PR_CAPBSET_DROP".into(), capability.show()])
+            .because(why_dropped(capability));
+        let result = caps::drop(None, CapSet::Bounding, capability);
+        call.returned(&result);
+        result.wrap_err_with(|| format!("cannot drop {capability}"))?;
     }
-    // One that a kernel added after this list was written goes too.
-    narrate(verbose, "prctl(PR_CAPBSET_DROP, any newer capability): not one we keep");
-    for capability in known.difference(&kept) {
-        caps::drop(None, CapSet::Bounding, *capability)
-            .wrap_err_with(|| format!("cannot drop {capability}"))?;
-    }
-    narrate(verbose, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
-    caps::clear(None, CapSet::Ambient)?;
-    narrate(
-        verbose,
-        &format!("capset(effective = permitted = the {} kept, inheritable = none)", kept.len()),
-    );
+    let call = narrate::Call::new("prctl", vec!["PR_CAP_AMBIENT_CLEAR_ALL".into()]);
+    let result = caps::clear(None, CapSet::Ambient);
+    call.returned(&result);
+    result.wrap_err("cannot clear the ambient capabilities")?;
     // Effective first: the kernel keeps effective within permitted.
-    caps::set(None, CapSet::Effective, &kept)?;
-    caps::set(None, CapSet::Permitted, &kept)?;
-    caps::clear(None, CapSet::Inheritable)?;
+    for (set, capabilities) in [
+        (CapSet::Effective, &kept),
+        (CapSet::Permitted, &kept),
+        (CapSet::Inheritable, &HashSet::new()),
+    ] {
+        let call = narrate::Call::new("capset", vec![set.show(), capabilities.show()]);
+        let result = caps::set(None, set, capabilities);
+        call.returned(&result);
+        result.wrap_err_with(|| format!("cannot set the {set:?} capabilities"))?;
+    }
     Ok(())
+}
+
+/// What `capability` would let the command do to the host, from DROPPED_CAPABILITIES.
+fn why_dropped(capability: Capability) -> String {
+    let listed = DROPPED_CAPABILITIES.iter().find(|(dropped, _)| *dropped == capability);
+    match listed {
+        Some((_, why)) => why.to_string(),
+        None => "newer than this program: not one we keep".to_string(),
+    }
 }
 // ANCHOR_END: drop_capabilities
 
@@ -222,8 +238,13 @@ pub fn find_user(spec: &str) -> Result<User> {
     let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
     let entry =
         entries.iter().find(|fields| fields.len() == 7 && (fields[0] == user || fields[2] == user));
+    let number = |field: &str, what| {
+        field.parse::<u32>().wrap_err_with(|| {
+            format!("cannot read user {user:?} in the container's /etc/passwd: {what} {field:?}")
+        })
+    };
     let (uid, gid, home) = match (entry, user.parse::<u32>()) {
-        (Some(fields), _) => (fields[2].parse()?, fields[3].parse()?, fields[5]),
+        (Some(fields), _) => (number(fields[2], "UID")?, number(fields[3], "GID")?, fields[5]),
         (None, Ok(uid)) => (uid, uid, "/"), // a UID the rootfs has no name for
         (None, Err(_)) => {
             let names: Vec<&str> = entries.iter().map(|fields| fields[0]).collect();
@@ -265,14 +286,13 @@ fn find_group(group: &str) -> Result<u32> {
 /// right to change the other two. A user other than root loses every capability here.
 /// Rootless with one ID mapped, the runtime denied setgroups(2) for good, and
 /// another user is refused with the fixes (book: chapter 2, Without root).
-fn switch_user(user: &User, verbose: bool) -> Result<()> {
+fn switch_user(user: &User) -> Result<()> {
     let setgroups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s == "deny\n");
     if !setgroups_denied {
-        narrate(verbose, "setgroups([])");
-        setgroups(&[]).wrap_err("cannot clear the supplementary groups")?;
+        let no_groups: &[Gid] = &[];
+        narrate!(setgroups(no_groups)).wrap_err("cannot clear the supplementary groups")?;
     }
-    narrate(verbose, &format!("setgid({})", user.gid));
-    match setgid(user.gid) {
+    match narrate!(setgid(user.gid)) {
         // Rootless, the container's user namespace maps root alone: EINVAL.
         Err(Errno::EINVAL) => {
             return Err(eyre!("cannot change to group {}: it is not mapped", user.gid))
@@ -285,7 +305,6 @@ fn switch_user(user: &User, verbose: bool) -> Result<()> {
         }
         result => result.wrap_err_with(|| format!("cannot change to group {}", user.gid))?,
     }
-    narrate(verbose, &format!("setuid({})", user.uid));
-    setuid(user.uid).wrap_err_with(|| format!("cannot change to user {}", user.uid))
+    narrate!(setuid(user.uid)).wrap_err_with(|| format!("cannot change to user {}", user.uid))
 }
 // ANCHOR_END: switch_user

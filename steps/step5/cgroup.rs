@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
+use nix::unistd::Uid;
 
 use crate::limits::Limits;
-use crate::narrate;
+use crate::narrate::{self, Show, narrate};
 use trees::Tree;
 // ANCHOR_END: head
 
@@ -41,7 +42,6 @@ pub struct Cgroup {
     memory: Option<(PathBuf, u64)>,
     /// Rootless: what we changed in the cgroup delegated to us, undone last.
     delegated: Option<delegated::Delegated>,
-    verbose: bool,
 }
 // ANCHOR_END: Cgroup
 
@@ -49,17 +49,12 @@ pub struct Cgroup {
 impl Cgroup {
     /// 1 of 5: make the container's cgroup and write its limits, before the container exists.
     /// `rootless`: run by a user who is not root, in the cgroup delegated to them.
-    pub fn create(
-        limits: &Limits,
-        cgroup_parent: Option<&str>,
-        rootless: bool,
-        verbose: bool,
-    ) -> Result<Cgroup> {
+    pub fn create(limits: &Limits, cgroup_parent: Option<&str>, rootless: bool) -> Result<Cgroup> {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-            .wrap_err("failed to read /proc/self/mountinfo")?;
+            .wrap_err("cannot read /proc/self/mountinfo")?;
         let proc_cgroup =
-            fs::read_to_string("/proc/self/cgroup").wrap_err("failed to read /proc/self/cgroup")?;
-        Self::create_from(&mountinfo, &proc_cgroup, limits, cgroup_parent, rootless, verbose)
+            fs::read_to_string("/proc/self/cgroup").wrap_err("cannot read /proc/self/cgroup")?;
+        Self::create_from(&mountinfo, &proc_cgroup, limits, cgroup_parent, rootless)
     }
 
     /// `create`, given the two /proc files: the unit tests pass those of a fake machine.
@@ -69,7 +64,6 @@ impl Cgroup {
         limits: &Limits,
         cgroup_parent: Option<&str>,
         rootless: bool,
-        verbose: bool,
     ) -> Result<Cgroup> {
         // The trees that hold the controllers the limits need: on v2, the one tree.
         let trees = trees::find(mountinfo, proc_cgroup, limits)?;
@@ -77,21 +71,20 @@ impl Cgroup {
             delegated::check_v2(&trees)?;
         }
         // From here on, an error drops `cgroup`, and Drop removes what was made so far.
-        let mut cgroup =
-            Cgroup { dirs: Vec::new(), byoc: None, memory: None, delegated: None, verbose };
+        let mut cgroup = Cgroup { dirs: Vec::new(), byoc: None, memory: None, delegated: None };
         for tree in &trees {
             let dir = robustness::again_if_removed(|| {
                 let parent = match (rootless, cgroup_parent) {
                     (true, None) => {
-                        let (own, delegated) = delegated::prepare(tree, verbose)?;
+                        let (own, delegated) = delegated::prepare(tree)?;
                         cgroup.delegated = Some(delegated);
                         own
                     }
-                    _ => parent_dir(tree, cgroup_parent, verbose)?,
+                    _ => parent_dir(tree, cgroup_parent)?,
                 };
-                robustness::remove_stale(&parent, verbose);
+                robustness::remove_stale(&parent);
                 let dir = parent.join(format!("byoc-{}", std::process::id()));
-                mkdir(&dir, verbose)?;
+                mkdir(&dir)?;
                 Ok(dir)
             })?;
             cgroup.dirs.push(dir.clone());
@@ -99,8 +92,8 @@ impl Cgroup {
                 cgroup.byoc = dir.parent().map(Path::to_path_buf);
             }
             for (file, value) in limit_files(tree, &dir, limits) {
-                let context = || format!("failed to write {value:?} to {file:?}");
-                write(&file, &value, verbose).wrap_err_with(context)?;
+                let context = || format!("cannot write {value:?} to {file:?}");
+                write(&file, &value).wrap_err_with(context)?;
             }
             if tree.holds("memory") {
                 cgroup.memory = limits.memory.map(|limit| (dir, limit));
@@ -118,7 +111,7 @@ impl Cgroup {
 
 // ANCHOR: parent_dir
 /// The cgroup, in one tree, that the container's cgroup goes beneath.
-fn parent_dir(tree: &Tree, cgroup_parent: Option<&str>, verbose: bool) -> Result<PathBuf> {
+fn parent_dir(tree: &Tree, cgroup_parent: Option<&str>) -> Result<PathBuf> {
     let dir = match cgroup_parent {
         Some(parent) => {
             let dir = tree.mount.join(parent.trim_start_matches('/'));
@@ -138,7 +131,7 @@ fn parent_dir(tree: &Tree, cgroup_parent: Option<&str>, verbose: bool) -> Result
         None if tree.v2 => {
             let dir = tree.mount.join("byoc");
             if !dir.exists() {
-                mkdir(&dir, verbose).or_else(|report| match robustness::io_error(&report) {
+                mkdir(&dir).or_else(|report| match robustness::io_error(&report) {
                     Some(std::io::ErrorKind::AlreadyExists) => Ok(()),
                     _ => Err(report),
                 })?;
@@ -148,7 +141,7 @@ fn parent_dir(tree: &Tree, cgroup_parent: Option<&str>, verbose: bool) -> Result
         None => trees::v1_parent(tree),
     };
     if tree.v2 {
-        enable_controllers(tree, &dir, verbose)?;
+        enable_controllers(tree, &dir)?;
     }
     Ok(dir)
 }
@@ -157,15 +150,15 @@ fn parent_dir(tree: &Tree, cgroup_parent: Option<&str>, verbose: bool) -> Result
 // ANCHOR: enable_controllers
 /// v2 only: a cgroup gets a controller's files only if its parent names the controller in
 /// cgroup.subtree_control. So write "+memory +pids" there, from the root down to `parent`.
-fn enable_controllers(tree: &Tree, parent: &Path, verbose: bool) -> Result<()> {
+fn enable_controllers(tree: &Tree, parent: &Path) -> Result<()> {
     let value = tree.controllers.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
     let mut chain: Vec<&Path> =
         parent.ancestors().take_while(|d| d.starts_with(&tree.mount)).collect();
     chain.reverse();
     for dir in chain {
         let file = dir.join("cgroup.subtree_control");
-        let context = || format!("failed to write {value:?} to {file:?}");
-        match write(&file, &value, verbose) {
+        let context = || format!("cannot write {value:?} to {file:?}");
+        match write(&file, &value) {
             Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
                 return Err(e).wrap_err_with(context).suggestion(format!(
                     "{dir:?} has processes of its own, and v2 lets only an empty cgroup hand \
@@ -225,12 +218,12 @@ fn limit_files(tree: &Tree, dir: &Path, limits: &Limits) -> Vec<(PathBuf, String
 /// 3 of 5: move the calling process into the cgroups `dirs`. The container's first process calls
 /// it itself, before it execs anything, so that nothing of the container runs unlimited. Call
 /// it before pivot_root, while /sys/fs/cgroup is still the host's.
-pub fn join(dirs: &[PathBuf], verbose: bool) -> Result<()> {
+pub fn join(dirs: &[PathBuf]) -> Result<()> {
     for dir in dirs {
         // "0" means "the process that writes this" (kernel: cgroup_procs_write_start),
         // so the child need not look up its own pid.
-        let context = || format!("failed to join cgroup {dir:?}");
-        write(&dir.join("cgroup.procs"), "0", verbose).wrap_err_with(context)?;
+        let context = || format!("cannot join cgroup {dir:?}");
+        write(&dir.join("cgroup.procs"), "0").wrap_err_with(context)?;
     }
     Ok(())
 }
@@ -264,17 +257,16 @@ impl Cgroup {
     pub fn remove(&mut self) -> Result<()> {
         let mut first_error = None;
         for dir in std::mem::take(&mut self.dirs) {
-            if let Err(e) = robustness::rmdir(&dir, self.verbose) {
+            if let Err(e) = robustness::rmdir(&dir) {
                 first_error.get_or_insert(e);
             }
         }
         if let Some(byoc) = self.byoc.take() {
             // Another container may be in it still (EBUSY): then it stays, for that one.
-            narrate(self.verbose, &format!("rmdir({byoc:?})"));
-            let _ = fs::remove_dir(&byoc);
+            let _ = remove_dir(&byoc);
         }
         if let Some(delegated) = self.delegated.take()
-            && let Err(e) = delegated.undo(self.verbose)
+            && let Err(e) = delegated.undo()
         {
             first_error.get_or_insert(e);
         }
@@ -294,12 +286,19 @@ impl Drop for Cgroup {
 
 // ANCHOR: helpers
 /// mkdir a cgroup: the kernel fills the new directory with its control files.
-fn mkdir(dir: &Path, verbose: bool) -> Result<()> {
-    narrate(verbose, &format!("mkdir({dir:?})"));
-    let context = || format!("failed to create cgroup {dir:?}");
-    match fs::create_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            Err(e).wrap_err_with(context).suggestion("only root may make cgroups: run it with sudo")
+fn mkdir(dir: &Path) -> Result<()> {
+    let call = narrate::Call::new("mkdir", vec![dir.show()]);
+    let made = fs::create_dir(dir);
+    call.returned(&made);
+    let context = || format!("cannot create cgroup {dir:?}");
+    match made {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied && !Uid::effective().is_root() =>
+        {
+            Err(e).wrap_err_with(context).suggestion(
+                "a user may make cgroups only in one delegated to them: run it in a scope \
+                 with Delegate=yes, as `just step5` does, or as root (`sudo`)",
+            )
         }
         result => result.wrap_err_with(context),
     }
@@ -308,9 +307,16 @@ fn mkdir(dir: &Path, verbose: bool) -> Result<()> {
 /// Write `value` into a control file. fs::write would create a missing file, which cgroupfs
 /// never allows (EACCES), but we only write files the kernel made. In the unit tests' fake
 /// tree, a plain directory, the file is created, and the test reads back what was written.
-fn write(file: &Path, value: &str, verbose: bool) -> std::io::Result<()> {
-    narrate(verbose, &format!("write({file:?}, {value:?})"));
-    fs::write(file, value)
+fn write(file: &Path, value: &str) -> std::io::Result<()> {
+    narrate!(fs::write(file, value))
+}
+
+/// rmdir a cgroup, once: it goes if no process is left in it (else EBUSY).
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    let call = narrate::Call::new("rmdir", vec![dir.show()]);
+    let removed = fs::remove_dir(dir);
+    call.returned(&removed);
+    removed
 }
 
 /// The text of `dir`/`v2_file`, or else of `dir`/`v1_file`.

@@ -21,7 +21,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, fchdir, pivot_root};
 
-use crate::narrate;
+use crate::narrate::{self, Show, narrate};
 // ANCHOR_END: head
 
 // ANCHOR: enter_rootfs
@@ -32,16 +32,14 @@ use crate::narrate;
 /// can still see the host's /proc, /sys and /dev: in a user namespace, the
 /// kernel lets us mount a proc or a sysfs only where we can already see one
 /// whole (book: chapter 4, "the old root goes").
-pub fn enter_rootfs(rootfs: &Path, writable: bool, verbose: bool) -> Result<()> {
+pub fn enter_rootfs(rootfs: &Path, writable: bool) -> Result<()> {
     if !writable {
-        return enter_a_layer_over(rootfs, verbose);
+        return enter_a_layer_over(rootfs);
     }
-    narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+    narrate!(mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>))
         .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
-    narrate(verbose, &format!("chdir({rootfs:?})"));
-    chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))
+    narrate!(chdir(rootfs)).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))
 }
 // ANCHOR_END: enter_rootfs
 
@@ -51,19 +49,14 @@ pub fn enter_rootfs(rootfs: &Path, writable: bool, verbose: bool) -> Result<()> 
 /// `pivot_root(".", ".")` stacks the old root on top of the new one, and a
 /// lazy unmount of "." takes it away, with all that is mounted below it. No
 /// `oldrootfs/` is needed, so two containers never share one.
-pub fn drop_old_root(rootfs: &Path, verbose: bool) -> Result<()> {
-    narrate(verbose, "pivot_root(\".\", \".\")");
-    pivot_root(".", ".")
+pub fn drop_old_root(rootfs: &Path) -> Result<()> {
+    narrate!(pivot_root(".", "."))
         .wrap_err_with(|| format!("pivot_root(\".\", \".\") in {rootfs:?} refused"))
         .suggestion(
             "pivot_root needs a rootfs on a private mount: see the book's Troubleshooting appendix",
         )?;
-
-    narrate(verbose, "umount2(\".\", MNT_DETACH)");
-    umount2(".", MntFlags::MNT_DETACH).wrap_err("cannot unmount the old root")?;
-
-    narrate(verbose, "chdir(\"/\")");
-    chdir("/").wrap_err("cannot chdir to the new root")
+    narrate!(umount2(".", MntFlags::MNT_DETACH)).wrap_err("cannot unmount the old root")?;
+    narrate!(chdir("/")).wrap_err("cannot chdir to the new root")
 }
 // ANCHOR_END: drop_old_root
 
@@ -78,23 +71,20 @@ pub fn drop_old_root(rootfs: &Path, verbose: bool) -> Result<()> {
 /// reachable through a descriptor opened first. Where overlayfs refuses (it
 /// stacks two deep at most: a checkout in a container's overlay is one), the
 /// rootfs is mounted read-only instead, with the same effect but for writes.
-fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
-    narrate(verbose, &format!("open({rootfs:?}, O_PATH|O_DIRECTORY)"));
+fn enter_a_layer_over(rootfs: &Path) -> Result<()> {
     let path = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let lower =
-        open(rootfs, path, Mode::empty()).wrap_err_with(|| format!("cannot open {rootfs:?}"))?;
+    let lower = narrate!(open(rootfs, path, Mode::empty()))
+        .wrap_err_with(|| format!("cannot open {rootfs:?}"))?;
     let here = open(".", path, Mode::empty()).wrap_err("cannot open the current directory")?;
-    mount_fs("tmpfs", &rootfs.to_string_lossy(), MsFlags::empty(), "mode=755", verbose)?;
-    narrate(verbose, &format!("chdir({rootfs:?})"));
-    chdir(rootfs).wrap_err("cannot chdir to the layer's tmpfs")?;
+    mount_fs("tmpfs", &rootfs.to_string_lossy(), MsFlags::empty(), "mode=755")?;
+    narrate!(chdir(rootfs)).wrap_err("cannot chdir to the layer's tmpfs")?;
     for dir in ["upper", "work", "root"] {
         fs::create_dir(dir).wrap_err_with(|| format!("cannot make {dir} in the layer's tmpfs"))?;
     }
     let options =
         format!("lowerdir=/proc/self/fd/{},upperdir=upper,workdir=work", lower.as_raw_fd());
-    narrate(verbose, &format!("mount(\"overlay\", \"root\", \"overlay\", 0, {options:?})"));
-    match mount(Some("overlay"), "root", Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-    {
+    let (overlay, layer, no_flags) = (Some("overlay"), "root", MsFlags::empty());
+    match narrate!(mount(overlay, layer, overlay, no_flags, Some(options.as_str()))) {
         Ok(()) => {}
         Err(error @ (Errno::EINVAL | Errno::ENODEV | Errno::EPERM)) => {
             eprintln!(
@@ -103,19 +93,17 @@ fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
             );
             fchdir(&here).wrap_err("cannot chdir back")?;
             umount2(rootfs, MntFlags::MNT_DETACH).wrap_err("cannot unmount the layer's tmpfs")?;
-            narrate(verbose, &format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC, NULL)"));
             let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)
+            narrate!(mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>))
                 .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
             remount_read_only(rootfs)?;
-            return chdir(rootfs).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"));
+            return narrate!(chdir(rootfs)).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"));
         }
         Err(error) => {
             return Err(error).wrap_err_with(|| format!("cannot mount a layer over {rootfs:?}"));
         }
     }
-    narrate(verbose, "chdir(\"root\")");
-    chdir("root").wrap_err("cannot chdir to the layer")
+    narrate!(chdir(layer)).wrap_err("cannot chdir to the layer")
 }
 // ANCHOR_END: enter_a_layer_over
 
@@ -126,34 +114,25 @@ fn enter_a_layer_over(rootfs: &Path, verbose: bool) -> Result<()> {
 /// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts"). Last,
 /// the parts of /proc and /sys that are the host's are protected. All of it
 /// in the new root, which is the directory we are in: the paths are relative.
-pub fn mount_filesystems(verbose: bool) -> Result<()> {
+pub fn mount_filesystems() -> Result<()> {
     let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
-    mount_fs("proc", "proc", nosuid | nodev | noexec, "", verbose)?;
-    mount_fs("sysfs", "sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "", verbose)?;
-    mount_fs("tmpfs", "dev", nosuid | noexec, "mode=755,size=65536k", verbose)?;
-    make_devices(verbose)?;
-    mount_fs("devpts", "dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620", verbose)?;
-    mount_fs("tmpfs", "dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", verbose)?;
-    mount_fs("tmpfs", "tmp", nosuid | nodev, "mode=1777", verbose)?;
-    protect_host_paths(verbose)
+    mount_fs("proc", "proc", nosuid | nodev | noexec, "")?;
+    mount_fs("sysfs", "sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "")?;
+    mount_fs("tmpfs", "dev", nosuid | noexec, "mode=755,size=65536k")?;
+    make_devices()?;
+    mount_fs("devpts", "dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620")?;
+    mount_fs("tmpfs", "dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k")?;
+    mount_fs("tmpfs", "tmp", nosuid | nodev, "mode=1777")?;
+    protect_host_paths()
 }
 // ANCHOR_END: mount_filesystems
 
 // ANCHOR: mount_fs
 /// mount(2) a fresh filesystem of type `fstype` on `target`, made if missing.
-fn mount_fs(
-    fstype: &str,
-    target: &str,
-    flags: MsFlags,
-    options: &str,
-    verbose: bool,
-) -> Result<()> {
+fn mount_fs(fstype: &str, target: &str, flags: MsFlags, options: &str) -> Result<()> {
     fs::create_dir_all(target)
         .wrap_err_with(|| format!("cannot create the mount point {target}"))?;
-    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    let names = if names.is_empty() { "0".to_string() } else { names.join("|") };
-    narrate(verbose, &format!("mount({fstype:?}, {target:?}, {fstype:?}, {names}, {options:?})"));
-    mount(Some(fstype), target, Some(fstype), flags, Some(options))
+    narrate!(mount(Some(fstype), target, Some(fstype), flags, Some(options)))
         .wrap_err_with(|| format!("cannot mount {fstype} on {target}"))
 }
 // ANCHOR_END: mount_fs
@@ -182,7 +161,7 @@ const MASKED: [(&str, &str); 11] = [
     ("/proc/keys", "the kernel's keyrings, every user's on the host"),
     ("/proc/latency_stats", "what the host's processes wait for"),
     ("/proc/timer_list", "the host's timers, and the processes behind them"),
-    ("/proc/timer_stats", "the same, on old kernels"),
+    ("/proc/timer_stats", "the host's timers, on old kernels"),
     ("/proc/sched_debug", "every process on the host, as the scheduler sees it"),
     ("/proc/scsi", "the host's disks: a write to /proc/scsi/scsi detaches one"),
     ("/sys/firmware", "the host's firmware: ACPI tables, EFI variables"),
@@ -192,27 +171,26 @@ const MASKED: [(&str, &str); 11] = [
 
 // ANCHOR: protect_host_paths
 /// Make READ_ONLY read-only and hide MASKED. Kernels differ in which of them
-/// they have (sysrq-trigger and kcore are build options): each that is missing
-/// has nothing to protect, and the narration names every one, with why, so
-/// that it reads the same on every kernel.
-fn protect_host_paths(verbose: bool) -> Result<()> {
+/// they have (sysrq-trigger and kcore are build options): one that is missing
+/// has nothing to protect. The narration says why each is protected.
+fn protect_host_paths() -> Result<()> {
     for (path, why) in READ_ONLY {
-        narrate(verbose, &format!("read-only {path}, if this kernel has it: else we could {why}"));
         let path = in_new_root(path);
         if path.exists() {
-            make_read_only(path)?;
+            make_read_only(path, &format!("read-only, else it could {why}"))?;
         }
     }
     for (path, what) in MASKED {
-        narrate(verbose, &format!("mask {path}, if this kernel has it: {what}"));
         let path = in_new_root(path);
+        let why = format!("hidden: {what}");
         if path.is_dir() {
             let flags =
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("mode=755"))
+            narrate!(mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("mode=755")), because why)
                 .wrap_err_with(|| format!("cannot hide {path:?}"))?;
         } else if path.exists() {
-            mount(Some("dev/null"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            let flags = MsFlags::MS_BIND;
+            narrate!(mount(Some("dev/null"), path, None::<&str>, flags, None::<&str>), because why)
                 .wrap_err_with(|| format!("cannot hide {path:?}"))?;
             remount_read_only(path)?;
         }
@@ -232,8 +210,9 @@ fn in_new_root(path: &str) -> &Path {
 /// the flags anew: those the mount has (for /proc, nosuid, nodev and noexec)
 /// must be given again, or they are lost, so we ask statvfs(3) for them, as
 /// runc does.
-fn make_read_only(path: &Path) -> Result<()> {
-    mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+fn make_read_only(path: &Path, why: &str) -> Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    narrate!(mount(Some(path), path, None::<&str>, flags, None::<&str>), because why)
         .wrap_err_with(|| format!("cannot bind-mount {path:?} on itself"))?;
     remount_read_only(path)
 }
@@ -241,7 +220,7 @@ fn make_read_only(path: &Path) -> Result<()> {
 /// Remount the bind mount at `path` read-only, with its own flags.
 fn remount_read_only(path: &Path) -> Result<()> {
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | own_flags(path)?;
-    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+    narrate!(mount(None::<&str>, path, None::<&str>, flags, None::<&str>))
         .wrap_err_with(|| format!("cannot make {path:?} read-only"))
 }
 
@@ -286,39 +265,42 @@ const DEVICE_LINKS: [(&str, &str); 5] = [
 /// In a user namespace, mknod is refused (a device made there would reach
 /// any disk): the host's own devices are bind-mounted instead, as bubblewrap
 /// and rootless Podman do (book: chapter 4, "The devices").
-fn make_devices(verbose: bool) -> Result<()> {
+fn make_devices() -> Result<()> {
     let rootless = in_user_namespace();
     let umask_before = umask(Mode::empty()); // so that 0666 is what we get
     for (name, major, minor) in DEVICES {
         let path = format!("dev/{name}");
         if rootless {
-            bind_host_device(&path, verbose)?;
+            bind_host_device(&path)?;
             continue;
         }
-        narrate(verbose, &format!("mknod({path:?}, S_IFCHR|0666, makedev({major}, {minor}))"));
-        mknod(
-            path.as_str(),
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(major, minor),
-        )
-        .wrap_err_with(|| format!("cannot create the device {path}"))?;
+        let (kind, mode) = (SFlag::S_IFCHR, Mode::from_bits_truncate(0o666));
+        let call = narrate::Call::new(
+            "mknod",
+            vec![path.show(), format!("{}|{}", kind.show(), mode.show()), dev_t(major, minor)],
+        );
+        let made = mknod(path.as_str(), kind, mode, makedev(major, minor));
+        call.returned(&made);
+        made.wrap_err_with(|| format!("cannot create the device {path}"))?;
     }
     umask(umask_before);
     for (link, target) in DEVICE_LINKS {
-        narrate(verbose, &format!("symlink({target:?}, {link:?})"));
-        symlink(target, in_new_root(link))
+        narrate!(symlink(target, in_new_root(link)))
             .wrap_err_with(|| format!("cannot link {link} to {target}"))?;
     }
     Ok(())
 }
 
+/// A device number as strace(1) shows it: `makedev(1, 3)`.
+fn dev_t(major: u64, minor: u64) -> String {
+    format!("makedev({major}, {minor})")
+}
+
 /// Bind-mount the host's /dev/NAME on `path`, an empty file made for it.
-fn bind_host_device(path: &str, verbose: bool) -> Result<()> {
+fn bind_host_device(path: &str) -> Result<()> {
     let host = format!("/{path}");
     fs::write(path, "").wrap_err_with(|| format!("cannot create {path}"))?;
-    narrate(verbose, &format!("mount({host:?}, {path:?}, NULL, MS_BIND, NULL)"));
-    mount(Some(host.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+    narrate!(mount(Some(host.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>))
         .wrap_err_with(|| format!("cannot bind-mount the host's {host} on {path}"))
 }
 

@@ -11,13 +11,15 @@ mod cgroup;
 mod filesystems;
 mod init;
 mod limits;
+mod narrate;
 mod privileges;
 mod rootless;
 mod seccomp;
 
 // ANCHOR: use
+use std::convert::Infallible;
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read};
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -39,6 +41,8 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, Uid, close, execv, pipe2, read, sethostname, write};
+
+use narrate::{Show, narrate};
 use privileges::{Ulimit, User};
 // ANCHOR_END: use
 
@@ -136,6 +140,8 @@ fn main() -> ExitCode {
         .theme(theme)
         .install()
         .expect("the error report is installed once");
+    let (Role::Run(container) | Role::Child(container)) = &cli.role;
+    narrate::set_verbose(container.verbose);
 
     let result = match &cli.role {
         Role::Run(container) => parent(container),
@@ -160,15 +166,14 @@ fn parent(container: &Container) -> Result<ExitCode> {
     let signals = init::block_signals()?;
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
     // Dropped on every way out of here, errors included, it removes the cgroup.
-    let mut cgroup =
-        Cgroup::create(&limits, container.cgroup_parent.as_deref(), rootless, container.verbose)?;
+    let mut cgroup = Cgroup::create(&limits, container.cgroup_parent.as_deref(), rootless)?;
     // Dropped on every way out of here, it gives the terminal back as it was.
     let terminal = init::Terminal::take();
     let child = start_child(container, user_namespace, &cgroup)?;
     if let Some(terminal) = &terminal {
-        terminal.give_to(child, container.verbose)?;
+        terminal.give_to(child)?;
     }
-    let status = init::supervise(child, &signals, container.verbose).inspect_err(|_| {
+    let status = init::supervise(child, &signals).inspect_err(|_| {
         // The cgroup goes only once the container is gone. Our child is not reaped yet, so
         // its PID cannot be another's: SIGKILL it, and the kernel ends its PID namespace.
         let _ = kill(child, Signal::SIGKILL);
@@ -192,77 +197,132 @@ fn start_child(container: &Container, user_namespace: bool, cgroup: &Cgroup) -> 
         // The kernel makes the user namespace first, and it owns the others.
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    // `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
-    let argv: Vec<CString> = ["/proc/self/exe".to_string(), "child".to_string()]
-        .into_iter()
-        .chain(std::env::args().skip(2))
-        .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
-        .collect();
-    let (verbose, remap) = (container.verbose, container.userns_remap);
     // The child waits on this pipe until we say go: in a user namespace, it must
     // not exec before its IDs are mapped, or it loses its capabilities.
-    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("pipe2 failed")?;
+    let (wait, go) = pipe2(OFlag::O_CLOEXEC).wrap_err("cannot make a pipe")?;
     // The child reads this pipe to learn that the runtime is alive (init::die_with_runtime).
-    let (alive, runtime) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("pipe2 failed")?;
+    let (alive, runtime) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("cannot make a pipe")?;
+    let cgroup = cgroup.dirs().to_vec();
+    let start =
+        Start { wait, go, alive, runtime, cgroup, remap: container.userns_remap, argv: argv() };
 
-    narrate(verbose, &format!("clone({})", flag_names(flags)));
+    let exit_signal = Signal::SIGCHLD;
+    let clone_call = narrate::Call::new("clone", vec![clone_flags(flags, exit_signal)]);
     let mut stack = vec![0u8; 1024 * 1024];
-    // SAFETY: this program is single-threaded, so the new process is a plain copy
-    // of it, as after fork(2), running on its own stack; it only waits, then execs.
+    only_one_thread()?;
+    // SAFETY: the new process is a copy of this one, as after fork(2), running on
+    // its own stack. We have just checked that this program runs one thread: the
+    // copy then holds no lock that another thread held, so it may allocate and
+    // call anything until it execs, as new_process does.
     let child = unsafe {
         clone(
             Box::new(|| {
-                if !wait_for_go(&wait, &go) {
-                    return 1; // the runtime failed, and says why
-                }
-                // Join the cgroup first: all the container will ever run is then
-                // inside it, and counted, from the first instruction of its init.
-                // And while we are still root: --userns-remap makes us another user.
-                if let Err(report) = cgroup::join(cgroup.dirs(), verbose) {
-                    eprintln!("Error: {report:?}");
-                    return 1;
-                }
-                let made = rootless::become_root(remap, verbose)
-                    .and_then(|()| init::die_with_runtime(&alive, &runtime, verbose))
-                    .and_then(|()| init::own_process_group(verbose));
-                if let Err(report) = made {
-                    eprintln!("Error: {report:?}");
-                    return 1;
-                }
-                narrate(verbose, &format!("execv(\"/proc/self/exe\", {argv:?})"));
-                let error = execv(c"/proc/self/exe", &argv).unwrap_err();
-                eprintln!("Error: cannot re-execute /proc/self/exe: {error}");
-                127
+                // It returns only when something failed (exec never returns when it works).
+                let Err(report) = new_process(&start);
+                eprintln!("Error: {report:?}");
+                1
             }),
             &mut stack,
             flags,
-            Some(Signal::SIGCHLD as i32),
+            Some(exit_signal as i32),
         )
     };
+    clone_call.returned(&child);
     // Never closed by us: the kernel closes it when the runtime exits, however it exits.
-    let _ = runtime.into_raw_fd();
+    let _ = start.runtime.into_raw_fd();
     let suggestion = match child {
         Err(Errno::EPERM) => "creating namespaces needs root or a user namespace: use `sudo`",
         _ => "see the book's Troubleshooting appendix",
     };
     let child = child
-        .wrap_err_with(|| format!("clone({}) failed", flag_names(flags)))
+        .wrap_err_with(|| format!("cannot clone({})", clone_flags(flags, exit_signal)))
         .suggestion(suggestion)?;
-    if user_namespace {
-        rootless::write_id_maps(child, remap, verbose)?;
-    }
-    write(&go, b"!").wrap_err("cannot tell the container to go on")?;
-    Ok(child)
+    let mapped = match user_namespace {
+        true => rootless::write_id_maps(child, container.userns_remap),
+        false => Ok(()),
+    };
+    let told = mapped.and_then(|()| {
+        write(&start.go, b"!").wrap_err("cannot tell the container to go on")?;
+        Ok(child)
+    });
+    // Without its go, the child would end saying that we ended: it ends now, unheard.
+    told.inspect_err(|_| {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+    })
+}
+
+/// `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
+fn argv() -> Vec<CString> {
+    ["/proc/self/exe".to_string(), "child".to_string()]
+        .into_iter()
+        .chain(std::env::args().skip(2))
+        .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
+        .collect()
 }
 // ANCHOR_END: start_child
 
+// ANCHOR: only_one_thread
+/// clone(2) copies the calling thread alone: with another thread running, the
+/// copy could inherit a lock it held, such as the allocator's, locked for good.
+/// So check, from the kernel's list of our threads, that there is no other.
+fn only_one_thread() -> Result<()> {
+    let threads = fs::read_dir("/proc/self/task").wrap_err("cannot list /proc/self/task")?;
+    match threads.count() {
+        1 => Ok(()),
+        n => Err(eyre!("cannot clone: the runtime runs {n} threads, and may run only one")),
+    }
+}
+// ANCHOR_END: only_one_thread
+
+// ANCHOR: new_process
+/// What the new process is given: the ends of two pipes, and what to become.
+struct Start {
+    /// Read until the runtime says go; `go` is the runtime's end.
+    wait: OwnedFd,
+    go: OwnedFd,
+    /// Read to learn that the runtime lives; `runtime` is the runtime's end.
+    alive: OwnedFd,
+    runtime: OwnedFd,
+    /// The container's cgroup, a directory in each cgroup tree.
+    cgroup: Vec<PathBuf>,
+    remap: Option<u32>,
+    argv: Vec<CString>,
+}
+
+/// The new process, from clone(2) until it becomes `child` by exec (the clone
+/// callback): what it does, in the order it must, each call with what it must
+/// come after. It returns only when something failed.
+fn new_process(start: &Start) -> Result<Infallible> {
+    // First of all: in a user namespace, the runtime writes our ID maps meanwhile,
+    // and until then we are nobody there.
+    wait_for_go(&start.wait, &start.go)?;
+    // Before anything of the container runs: all of it is then in the cgroup, and
+    // counted. And before become_root: --userns-remap makes us another user, who
+    // may not write root's cgroup.procs.
+    cgroup::join(&start.cgroup)?;
+    // After the go: it needs the ID maps.
+    rootless::become_root(start.remap)?;
+    // After become_root: a change of user clears PR_SET_PDEATHSIG.
+    init::die_with_runtime(&start.alive, &start.runtime)?;
+    init::own_process_group()?;
+    // Last: become `child`, our init in the container.
+    let error = narrate!(execv(c"/proc/self/exe", &start.argv)).unwrap_err();
+    Err(error).wrap_err("cannot re-execute /proc/self/exe")
+}
+// ANCHOR_END: new_process
+
 // ANCHOR: wait_for_go
-/// In the new process: wait until the runtime says go. If it failed first, the
+/// In the new process: wait until the runtime says go. If it ended first, the
 /// pipe ends empty (we close our own copy of its write end, or we would wait
 /// for ourselves).
-fn wait_for_go(wait: &OwnedFd, go: &OwnedFd) -> bool {
+fn wait_for_go(wait: &OwnedFd, go: &OwnedFd) -> Result<()> {
     let _ = close(go.as_raw_fd());
-    read(wait, &mut [0]) == Ok(1)
+    match read(wait, &mut [0]) {
+        Ok(1) => Ok(()),
+        _ => Err(eyre!("the runtime ended before it said go")),
+    }
 }
 // ANCHOR_END: wait_for_go
 
@@ -283,20 +343,19 @@ fn namespaces() -> CloneFlags {
 /// Inside the container, as its PID 1: set it up, start the command, and stay
 /// on as its init until it ends.
 fn child(container: &Container) -> Result<ExitCode> {
-    let verbose = container.verbose;
-    init::close_inherited_files(verbose)?;
+    init::close_inherited_files()?;
     let signals = init::block_signals()?;
-    make_mounts_private(verbose)?;
+    make_mounts_private()?;
     let hostname = set_hostname(container)?;
-    bring_up_loopback(verbose)?;
-    filesystems::enter_rootfs(&container.rootfs, container.writable, verbose)?;
-    filesystems::mount_filesystems(verbose)?;
-    filesystems::drop_old_root(&container.rootfs, verbose)?;
+    bring_up_loopback()?;
+    filesystems::enter_rootfs(&container.rootfs, container.writable)?;
+    filesystems::mount_filesystems()?;
+    filesystems::drop_old_root(&container.rootfs)?;
     let user = privileges::find_user(&container.user)?;
 
     let become_command = || restrict_and_exec(container, &user, &hostname, &signals);
-    let command = init::start_command(become_command, verbose)?;
-    let status = init::supervise(command, &signals, verbose)?;
+    let command = init::start_command(become_command)?;
+    let status = init::supervise(command, &signals)?;
     Ok(ExitCode::from(exit_code(status)))
 }
 // ANCHOR_END: child
@@ -311,11 +370,11 @@ fn restrict_and_exec(
     signals: &SigSet,
 ) -> Result<u8> {
     signals.thread_unblock().wrap_err("cannot unblock signals")?; // the command's own to handle
-    privileges::restrict(user, &container.ulimits, container.verbose)?;
-    seccomp::refuse_system_calls(container.verbose)?;
+    privileges::restrict(user, &container.ulimits)?;
+    seccomp::refuse_system_calls()?;
 
     let command = &container.command;
-    narrate(container.verbose, &format!("execvp({:?}, {command:?})", command[0]));
+    let execvp = narrate::Call::new("execvp", vec![command[0].show(), command.show()]);
     // The host's PATH means nothing in the rootfs: look the command up in the
     // container's own directories, so that `run sh` finds /bin/sh.
     // A clean environment: nothing of the host's leaks in but the terminal's type.
@@ -327,6 +386,7 @@ fn restrict_and_exec(
         .env("HOSTNAME", hostname)
         .envs(std::env::var_os("TERM").map(|term| ("TERM", term)))
         .exec();
+    execvp.failed(&error);
 
     // exec only returns when it failed. Say so the way a shell does: status 127
     // for a command that is not there, 126 for one that is there but cannot run.
@@ -352,10 +412,9 @@ fn restrict_and_exec(
 /// `Unshareflags` (Liz Rice's version); with `Cloneflags`, as in the article,
 /// and in Rust, no one does. So we do, before any other mount (book: chapter
 /// 2, "shared mounts").
-fn make_mounts_private(verbose: bool) -> Result<()> {
-    narrate(verbose, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
+fn make_mounts_private() -> Result<()> {
     let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+    narrate!(mount(None::<&str>, "/", None::<&str>, flags, None::<&str>))
         .wrap_err("cannot make the container's mounts private")
 }
 // ANCHOR_END: make_mounts_private
@@ -368,8 +427,8 @@ fn set_hostname(container: &Container) -> Result<String> {
         Some(hostname) => hostname.clone(),
         None => random_id()?,
     };
-    narrate(container.verbose, &format!("sethostname({hostname:?})"));
-    sethostname(&hostname).wrap_err_with(|| format!("cannot set the hostname to {hostname:?}"))?;
+    narrate!(sethostname(&hostname))
+        .wrap_err_with(|| format!("cannot set the hostname to {hostname:?}"))?;
     Ok(hostname)
 }
 // ANCHOR_END: set_hostname
@@ -378,7 +437,9 @@ fn set_hostname(container: &Container) -> Result<String> {
 /// 12 hex digits of the kernel's randomness, like a docker container's short id.
 fn random_id() -> Result<String> {
     let mut bytes = [0u8; 6];
-    File::open("/dev/urandom").and_then(|mut urandom| urandom.read_exact(&mut bytes))?;
+    File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .wrap_err("cannot read /dev/urandom, for a random hostname")?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 // ANCHOR_END: random_id
@@ -387,7 +448,7 @@ fn random_id() -> Result<String> {
 /// A new network namespace has one interface, the loopback `lo`, and it is
 /// down. Bring it up, as `ip link set lo up` does: the container can reach
 /// its own services on 127.0.0.1, and nothing else.
-fn bring_up_loopback(verbose: bool) -> Result<()> {
+fn bring_up_loopback() -> Result<()> {
     let socket = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
         .wrap_err("cannot open a socket to configure lo")?;
     // SAFETY: ifreq is plain data, for which all zeroes is a valid value.
@@ -396,13 +457,17 @@ fn bring_up_loopback(verbose: bool) -> Result<()> {
     request.ifr_name[1] = b'o' as libc::c_char;
     request.ifr_ifru.ifru_flags = libc::IFF_UP as libc::c_short;
 
-    narrate(verbose, "ioctl(socket, SIOCSIFFLAGS, {ifr_name: \"lo\", ifr_flags: IFF_UP})");
+    let ioctl = narrate::Call::new(
+        "ioctl",
+        vec![socket.as_raw_fd().show(), "SIOCSIFFLAGS".to_string(), request.show()],
+    );
     // SAFETY: SIOCSIFFLAGS reads one ifreq, and `request` is one. (`libc::Ioctl`:
     // glibc and musl give the request different types.)
     let result =
         unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &request) };
-    Errno::result(result).wrap_err("cannot bring up the loopback interface")?;
-    Ok(())
+    let result = Errno::result(result).map(drop);
+    ioctl.returned(&result);
+    result.wrap_err("cannot bring up the loopback interface")
 }
 // ANCHOR_END: bring_up_loopback
 
@@ -439,21 +504,13 @@ fn exit_code(status: WaitStatus) -> u8 {
 }
 // ANCHOR_END: exit_code
 
-// ANCHOR: flag_names
-/// "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD" for the narration. SIGCHLD is not a
-/// namespace: it is the signal the kernel sends us when the child ends.
-fn flag_names(flags: CloneFlags) -> String {
-    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    [names, vec!["SIGCHLD"]].concat().join("|")
-}
-// ANCHOR_END: flag_names
-
-// ANCHOR: narrate
-/// `-v`: one line per system call that makes the container, like contained.c's
-/// `=> doing X… done.` lines.
-fn narrate(verbose: bool, call: &str) {
-    if verbose {
-        eprintln!("=> {call}");
+// ANCHOR: clone_flags
+/// clone(2)'s flags as C ORs them, "CLONE_NEWUTS|CLONE_NEWPID|SIGCHLD". SIGCHLD is
+/// not a namespace: it is the signal the kernel sends us when the child ends.
+fn clone_flags(flags: CloneFlags, exit_signal: Signal) -> String {
+    match flags.is_empty() {
+        true => exit_signal.show(),
+        false => format!("{}|{}", flags.show(), exit_signal.show()),
     }
 }
-// ANCHOR_END: narrate
+// ANCHOR_END: clone_flags

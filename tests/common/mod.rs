@@ -392,12 +392,12 @@ pub fn attack_rootfs() -> &'static str {
 pub const REDACTIONS: [(&str, &str); 9] = [
     // The runtime's host PID in the `-v` narration. The container's own PIDs,
     // all below 100, stay: `Pid(2)` is the command.
-    (r"waitpid\(\d+\)", "waitpid([PID])"),
+    (r"waitpid\(\d{3,}, ", "waitpid([PID], "),
     (r"\bPid\(\d{3,}\)", "Pid([PID])"),
     // Rootless, the runtime writes its child's ID maps, in /proc/CHILD'S-PID.
     (r#""/proc/\d{3,}/(setgroups|uid_map|gid_map)""#, "\"/proc/[PID]/$1\""),
     // ... or has the helpers write them, given the child's PID.
-    (r"\b(newuidmap|newgidmap) \d{3,} ", "$1 [PID] "),
+    (r"\b(newuidmap|newgidmap)\(\d{3,}, ", "$1([PID], "),
     // Step 5 names the container's cgroup after the runtime's PID.
     (r"\bbyoc-\d+\b", "byoc-[PID]"),
     // The random hostname that step 4 and later make up.

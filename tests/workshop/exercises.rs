@@ -71,9 +71,8 @@ pub const PIECES: &[Piece] = &[
         stage: "2.4",
         file: "rootless.rs",
         function: "write_id_maps",
-        todo: "rootless (no remap): if subordinate_ids() finds ranges, let map_subordinate_ids \
-               map them; else write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" to its \
-               uid_map and \"0 GID 1\" to its gid_map, with our effective IDs; with \
+        todo: "rootless (no remap): write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" \
+               to its uid_map and \"0 GID 1\" to its gid_map, with our effective IDs; with \
                --userns-remap FIRST: \"0 FIRST 65536\" to both maps (chapter 2, Without root)",
     },
     Piece {
@@ -348,7 +347,7 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the bind mount left out",
         file: "main.rs",
         function: "enter_rootfs",
-        from: "mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>)",
+        from: "narrate!(mount(Some(rootfs.as_path()), rootfs, None::<&str>, flags, None::<&str>))",
         to: "Ok::<(), Errno>(())",
         says: "bind-mount",
     },
@@ -366,7 +365,7 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the host-wide parts of /proc left writable",
         file: "filesystems.rs",
         function: "mount_filesystems",
-        from: "protect_host_paths(verbose)",
+        from: "protect_host_paths()",
         to: "Ok(())",
         says: "read-only",
     },
@@ -375,8 +374,8 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the user switched before the capabilities are dropped",
         file: "privileges.rs",
         function: "restrict",
-        from: "    drop_capabilities(verbose)?;\n    switch_user(user, verbose)?;",
-        to: "    switch_user(user, verbose)?;\n    drop_capabilities(verbose)?;",
+        from: "    drop_capabilities()?;\n    switch_user(user)?;",
+        to: "    switch_user(user)?;\n    drop_capabilities()?;",
         says: "before",
     },
     Mistake {
@@ -384,7 +383,7 @@ pub const MISTAKES: &[Mistake] = &[
         what: "no process group of its own",
         file: "init.rs",
         function: "own_process_group",
-        from: "setpgid(Pid::from_raw(0), Pid::from_raw(0))",
+        from: "narrate!(setpgid(ourselves, ourselves))",
         to: "Ok::<(), Errno>(())",
         says: "process group",
     },
@@ -420,7 +419,7 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the child never joins the cgroup",
         file: "cgroup.rs",
         function: "join",
-        from: "write(&dir.join(\"cgroup.procs\"), \"0\", verbose).wrap_err_with(context)?;",
+        from: "write(&dir.join(\"cgroup.procs\"), \"0\").wrap_err_with(context)?;",
         to: "let _ = (dir, context);",
         says: "join",
     },
@@ -429,7 +428,7 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the cgroup never removed",
         file: "cgroup.rs",
         function: "remove",
-        from: "if let Err(e) = robustness::rmdir(&dir, self.verbose) {",
+        from: "if let Err(e) = robustness::rmdir(&dir) {",
         to: "if let Err(e) = Ok::<(), color_eyre::Report>(()) {",
         says: "left the cgroup",
     },

@@ -73,6 +73,18 @@ fn every_other_call_is_refused_with_eperm() {
 }
 
 #[test]
+fn every_refused_call_is_refused_and_none_is_allowed() {
+    let lists = [&allowed::ALLOWED[..], &allowed::ALLOWED_HERE, &allowed::ALLOWED_NEW];
+    let allowed = lists.concat();
+    for (calls, why) in REFUSED.iter().chain(&REFUSED_HERE) {
+        for &call in *calls {
+            assert!(!allowed.contains(&call), "call {call} ({why}) is in the allowed lists");
+            assert_eq!(verdict(call, [0; 6]), EPERM, "call {call} ({why})");
+        }
+    }
+}
+
+#[test]
 fn clone3_is_unknown_so_that_glibc_falls_back_to_clone() {
     assert_eq!(verdict(libc::SYS_clone3, [0; 6]), libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
 }

@@ -50,7 +50,7 @@ pub fn check_v2(trees: &[Tree]) -> Result<()> {
 /// Make the cgroup we run in ready to hold the container's: check that it is delegated to us
 /// with the controllers we need, move ourselves into a leaf of it, and enable the controllers
 /// for its children. Returns it, the container's cgroup's parent.
-pub fn prepare(tree: &Tree, verbose: bool) -> Result<(PathBuf, Delegated)> {
+pub fn prepare(tree: &Tree) -> Result<(PathBuf, Delegated)> {
     let own = tree.mount.join(tree.own.trim_start_matches('/'));
     let procs = own.join("cgroup.procs");
     let owner = fs::metadata(&procs).wrap_err_with(|| format!("cannot stat {procs:?}"))?.uid();
@@ -74,12 +74,12 @@ pub fn prepare(tree: &Tree, verbose: bool) -> Result<(PathBuf, Delegated)> {
             );
     }
     let leaf = own.join(format!("runtime-{}", std::process::id()));
-    mkdir(&leaf, verbose)?;
+    mkdir(&leaf)?;
     let mut delegated = Delegated { own: own.clone(), leaf, enabled: Vec::new() };
-    match delegated.enter(tree, verbose) {
+    match delegated.enter(tree) {
         Ok(()) => Ok((own, delegated)),
         Err(report) => {
-            let _ = delegated.undo(verbose);
+            let _ = delegated.undo();
             Err(report)
         }
     }
@@ -88,8 +88,8 @@ pub fn prepare(tree: &Tree, verbose: bool) -> Result<(PathBuf, Delegated)> {
 impl Delegated {
     /// Move ourselves into our leaf, then enable the controllers that `own` does not hand
     /// down yet: v2 allows that only in a cgroup without processes of its own.
-    fn enter(&mut self, tree: &Tree, verbose: bool) -> Result<()> {
-        let moved = write(&self.leaf.join("cgroup.procs"), "0", verbose);
+    fn enter(&mut self, tree: &Tree) -> Result<()> {
+        let moved = write(&self.leaf.join("cgroup.procs"), "0");
         moved.wrap_err("cannot move the runtime into a leaf of its cgroup")?;
         let file = self.own.join("cgroup.subtree_control");
         let enabled = fs::read_to_string(&file).unwrap_or_default();
@@ -103,7 +103,7 @@ impl Delegated {
         }
         let value = self.enabled.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
         let context = || format!("cannot enable {value:?} in {:?}", self.own);
-        match write(&file, &value, verbose) {
+        match write(&file, &value) {
             Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
                 Err(e).wrap_err_with(context).suggestion(
                     "other processes run in the runtime's cgroup: run it alone in one, with \
@@ -117,18 +117,18 @@ impl Delegated {
     /// Undo `prepare`, once the container's cgroup is gone: the controllers off again, back
     /// into the cgroup we came from, our leaf removed. Each is tried whatever the one before
     /// did (`prepare` calls it half-way too); the first error is returned.
-    pub fn undo(&self, verbose: bool) -> Result<()> {
+    pub fn undo(&self) -> Result<()> {
         let mut first_error = None;
         if !self.enabled.is_empty() {
             let value = self.enabled.iter().map(|c| format!("-{c}")).collect::<Vec<_>>().join(" ");
-            let disabled = write(&self.own.join("cgroup.subtree_control"), &value, verbose)
+            let disabled = write(&self.own.join("cgroup.subtree_control"), &value)
                 .wrap_err_with(|| format!("cannot disable {value:?} in {:?}", self.own));
             first_error = disabled.err();
         }
-        let back = write(&self.own.join("cgroup.procs"), "0", verbose)
+        let back = write(&self.own.join("cgroup.procs"), "0")
             .wrap_err_with(|| format!("cannot move the runtime back to {:?}", self.own));
         first_error = first_error.or(back.err());
-        let removed = super::robustness::rmdir(&self.leaf, verbose);
+        let removed = super::robustness::rmdir(&self.leaf);
         first_error.or(removed.err()).map_or(Ok(()), Err)
     }
 }

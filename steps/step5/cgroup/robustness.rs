@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::narrate;
+use super::remove_dir;
 
 /// Run `make`, which makes the container's cgroup beneath its parent, and run it again if the
 /// parent vanished meanwhile. v2's /byoc is shared by the containers that run at once, and the
@@ -35,7 +35,7 @@ pub fn again_if_removed(mut make: impl FnMut() -> Result<PathBuf>) -> Result<Pat
 /// Remove `byoc-<pid>` cgroups in `parent` whose runtime is gone: one killed by SIGKILL could
 /// not clean up. Only empty ones go, as rmdir refuses a cgroup that still has processes. One
 /// with our own PID is stale too, whatever kill() says: its runtime had our PID before us.
-pub fn remove_stale(parent: &Path, verbose: bool) {
+pub fn remove_stale(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
@@ -47,21 +47,19 @@ pub fn remove_stale(parent: &Path, verbose: bool) {
         };
         // kill() without a signal only asks whether the process exists.
         if pid == std::process::id() as i32 || kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
-            narrate(verbose, &format!("rmdir({:?})", entry.path()));
-            let _ = fs::remove_dir(entry.path());
+            let _ = remove_dir(&entry.path());
         }
     }
 }
 
 /// rmdir a cgroup, trying again on EBUSY for up to 1 s: just after its last process died the
 /// kernel may still call it busy. Already gone counts as removed.
-pub fn rmdir(dir: &Path, verbose: bool) -> Result<()> {
+pub fn rmdir(dir: &Path) -> Result<()> {
     for _ in 0..100 {
-        narrate(verbose, &format!("rmdir({dir:?})"));
-        match fs::remove_dir(dir) {
+        match remove_dir(dir) {
             Err(e) if e.kind() == ErrorKind::ResourceBusy => sleep(Duration::from_millis(10)),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            result => return result.wrap_err_with(|| format!("failed to remove cgroup {dir:?}")),
+            result => return result.wrap_err_with(|| format!("cannot remove cgroup {dir:?}")),
         }
     }
     bail!("cgroup {dir:?} is still busy after 1 s")

@@ -93,7 +93,7 @@ fn detects_the_layout() {
 #[test]
 fn hybrid_uses_the_v1_trees_beneath_our_own_cgroups() {
     let fake = Fake::new();
-    let cgroup = Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &LIMITS, None, false, false);
+    let cgroup = Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &LIMITS, None, false);
     let cgroup = cgroup.unwrap();
     let name = format!("byoc-{}", std::process::id());
     let memory = Path::new("memory/process_api/abc").join(&name);
@@ -104,7 +104,7 @@ fn hybrid_uses_the_v1_trees_beneath_our_own_cgroups() {
     assert_eq!(fake.read(pids.join("pids.max")), "20");
     assert_eq!(fake.read(cpu.join("cpu.cfs_period_us")), "100000");
     assert_eq!(fake.read(cpu.join("cpu.cfs_quota_us")), "50000");
-    join(cgroup.dirs(), false).unwrap();
+    join(cgroup.dirs()).unwrap();
     assert_eq!(fake.read(pids.join("cgroup.procs")), "0");
     remove_fake(cgroup);
 }
@@ -113,7 +113,7 @@ fn hybrid_uses_the_v1_trees_beneath_our_own_cgroups() {
 fn v2_enables_the_controllers_in_the_root_and_byoc() {
     let fake = Fake::new();
     let mountinfo = fake.v2("cpuset cpu io memory hugetlb pids rdma misc\n");
-    let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &LIMITS, None, false, false).unwrap();
+    let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &LIMITS, None, false).unwrap();
     let dir = Path::new("byoc").join(format!("byoc-{}", std::process::id()));
     assert_eq!(cgroup.dirs(), [fake.0.join(&dir)]);
     assert_eq!(fake.read("cgroup.subtree_control"), "+memory +pids +cpu");
@@ -157,7 +157,7 @@ fn survives_other_containers_making_and_removing_byoc() {
         }
         let memory = Limits { memory: Some(1 << 30), ..Limits::default() };
         for _ in 0..300 {
-            let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &memory, None, false, false);
+            let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &memory, None, false);
             let cgroup = cgroup.inspect_err(|_| done.store(true, Ordering::Relaxed)).unwrap();
             remove_fake(cgroup);
         }
@@ -187,7 +187,7 @@ fn cgroup_parent_must_exist() {
     let fake = Fake::new();
     let memory = Limits { memory: Some(1 << 30), ..Limits::default() };
     let create =
-        |parent| Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &memory, parent, false, false);
+        |parent| Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &memory, parent, false);
     let error = create(Some("/no/such")).unwrap_err();
     assert!(error.to_string().contains("memory/no/such\""), "{error}");
     let cgroup = create(Some("/my/parent")).unwrap();
@@ -198,8 +198,7 @@ fn cgroup_parent_must_exist() {
 #[test]
 fn a_missing_controller_is_an_error() {
     let fake = Fake::new();
-    let error =
-        Cgroup::create_from(&fake.v2("cpu io pids\n"), V2_CGROUP, &LIMITS, None, false, false);
+    let error = Cgroup::create_from(&fake.v2("cpu io pids\n"), V2_CGROUP, &LIMITS, None, false);
     let expected = "no cgroup tree offers the memory controller (layout: v2)";
     assert_eq!(error.unwrap_err().to_string(), expected);
 }
@@ -209,8 +208,7 @@ const MEMORY_AND_PIDS: Limits = Limits { memory: Some(100 << 20), pids: Some(20)
 #[test]
 fn rootless_refuses_limits_on_cgroup_v1() {
     let fake = Fake::new();
-    let error =
-        Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &MEMORY_AND_PIDS, None, true, false);
+    let error = Cgroup::create_from(&fake.hybrid(), HYBRID_CGROUP, &MEMORY_AND_PIDS, None, true);
     let expected = format!(
         "rootless, cgroup limits need cgroup v2; the memory controller is on cgroup v1 here, at \
          {:?}, where a user may make no cgroup",
@@ -226,8 +224,7 @@ fn rootless_uses_the_cgroup_delegated_to_it_and_leaves_it_as_found() {
     let fake = Fake::new();
     let mountinfo = fake.v2("memory pids\n");
     fake.file("user.slice/session-2.scope/cgroup.controllers", "memory pids\n");
-    let cgroup =
-        Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true, false).unwrap();
+    let cgroup = Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true).unwrap();
     let own = Path::new("user.slice/session-2.scope");
     let leaf = own.join(format!("runtime-{}", std::process::id()));
     let dir = own.join(format!("byoc-{}", std::process::id()));
@@ -249,7 +246,7 @@ fn rootless_needs_a_cgroup_delegated_to_it_with_the_controllers() {
     let fake = Fake::new();
     let mountinfo = fake.v2("memory pids\n");
     fake.file("user.slice/session-2.scope/cgroup.controllers", "pids\n");
-    let create = || Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true, false);
+    let create = || Cgroup::create_from(&mountinfo, V2_CGROUP, &MEMORY_AND_PIDS, None, true);
     let own = fake.0.join("user.slice/session-2.scope");
     let expected = format!("the memory controller is not delegated to you in {own:?}");
     assert_eq!(create().unwrap_err().to_string(), expected);
@@ -270,7 +267,7 @@ fn oom_report(events_file: &str, events: &str, peak_file: &str) -> Option<String
     fake.file(events_file, events);
     fake.file(peak_file, "104857600\n");
     let memory = Some((fake.0.clone(), 100 << 20));
-    Cgroup { dirs: Vec::new(), byoc: None, memory, delegated: None, verbose: false }.oom_report()
+    Cgroup { dirs: Vec::new(), byoc: None, memory, delegated: None }.oom_report()
 }
 
 #[test]
@@ -315,7 +312,7 @@ fn removes_only_dead_empty_byoc_cgroups() {
         fs::create_dir(fake.0.join(dir)).unwrap();
     }
     fake.file("byoc-999999998/cgroup.procs", "42\n"); // not empty
-    remove_stale(&fake.0, false);
+    remove_stale(&fake.0);
     assert!(!fake.0.join("byoc-999999999").exists());
     assert!(!fake.0.join(&ours).exists(), "a stale cgroup with our own PID stays");
     for kept in [&alive, "byoc-999999998", "byoc-abc", "other-999999999"] {
