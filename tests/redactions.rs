@@ -97,6 +97,30 @@ fn tmpfs_inode64_is_redacted_but_not_the_other_options() {
     }
 }
 
+/// The narration of the same paths: each mount that protects one goes when it worked, and
+/// only then.
+#[test]
+fn kernel_optional_paths_in_the_narration_are_redacted_only_when_protected() {
+    let verbose = snapshot("run__step4_verbose");
+    let sys = verbose.lines().find(|line| line.contains("(NULL, \"proc/sys\"")).unwrap();
+    let protected = [
+        "=> mount(\"proc/sysrq-trigger\", \"proc/sysrq-trigger\", NULL, MS_BIND|MS_REC, NULL) = 0  # read-only, else it could press the host's magic SysRq key: reboot it, crash it",
+        "=> mount(NULL, \"proc/sysrq-trigger\", NULL, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND, NULL) = 0",
+        "=> mount(\"dev/null\", \"proc/kcore\", NULL, MS_BIND, NULL) = 0  # hidden: the host's memory, as a core file",
+        "=> mount(\"tmpfs\", \"proc/scsi\", \"tmpfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"mode=755\") = 0  # hidden: the host's disks: a write to /proc/scsi/scsi detaches one",
+    ];
+    for line in protected {
+        let run = shown(&verbose, sys, &format!("{sys}\n{line}"));
+        assert_eq!(redact(&run), verbose, "{line}");
+        let refused = line.replacen(") = 0", ") = EPERM", 1);
+        let run = shown(&verbose, sys, &format!("{sys}\n{refused}"));
+        assert_ne!(redact(&run), verbose, "{refused}");
+    }
+    // A path every kernel has is never redacted.
+    let keys = verbose.lines().find(|line| line.contains("\"proc/keys\"")).unwrap();
+    assert!(redact(&verbose).contains(keys), "{keys}");
+}
+
 /// Step 5's cgroup is `byoc-<the runtime's PID>`: the number goes, the name
 /// and where it is stay.
 #[test]
@@ -149,5 +173,5 @@ fn the_childs_pid_in_the_maps_is_redacted_but_not_the_maps() {
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 9, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(patterns.len(), 10, "a new redaction needs its test here: {patterns:#?}");
 }

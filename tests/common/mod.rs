@@ -389,7 +389,7 @@ pub fn attack_rootfs() -> &'static str {
 /// each match is replaced before a transcript is compared with its snapshot.
 /// `tests/redactions.rs` shows, for each, that it hides only what varies and
 /// that a real change of behaviour still fails the snapshot.
-pub const REDACTIONS: [(&str, &str); 9] = [
+pub const REDACTIONS: [(&str, &str); 10] = [
     // The runtime's host PID in the `-v` narration. The container's own PIDs,
     // all below 100, stay: `Pid(2)` is the command.
     (r"waitpid\(\d{3,}, ", "waitpid([PID], "),
@@ -410,6 +410,12 @@ pub const REDACTIONS: [(&str, &str); 9] = [
     // path is protected (read-only), so that an unprotected one still shows.
     (
         r"(?m)^\w+ on /(proc/(sysrq-trigger|kcore|scsi|asound|latency_stats|timer_stats|sched_debug)|sys/devices/virtual/powercap) type \w+ \(ro,[^)\n]*\)\n",
+        "",
+    ),
+    // The same paths in the `-v` narration: the mounts that protect them, a line each, go
+    // too, but only when they worked (`= 0`), so that a refused one still shows.
+    (
+        r#"(?m)^=> mount\((?:"[^"\n]*"|NULL), "(?:proc/(?:sysrq-trigger|kcore|scsi|asound|latency_stats|timer_stats|sched_debug)|sys/devices/virtual/powercap)", [^\n]*\) = 0(?:  # [^\n]*)?\n"#,
         "",
     ),
     // Whether tmpfs numbers its files with 64 bits unless told (CONFIG_TMPFS_INODE64):
