@@ -95,10 +95,13 @@ impl Step {
         self.run_in_checkout(RootlessCheckout::command_as_root, "just ", args)
     }
 
-    /// Run `command` in a checkout of its own, shown as `SHOWN_AS` and the step's name.
-    /// `run_rootless`, or, for `--user`, `run_rootless_with_ids`: a learner without root has
-    /// no other user in the container unless root gave them a range of IDs (the one
-    /// exemption, tested as such in tests/rootless.rs).
+    /// The same run by a learner without root, to compare with root's: `run_rootless`, or,
+    /// for `--user`, `run_rootless_with_ids`. That is the one difference allowed between the
+    /// two: a learner without root has no other user in the container (their user namespace
+    /// maps one ID, their own, to its root) unless root gave them a range of subordinate IDs
+    /// in /etc/subuid and /etc/subgid. tests/rootless.rs tests it both ways:
+    /// `another_user_is_refused_with_the_way_out` without the range, and
+    /// `with_ids_of_its_own_the_container_has_users` with it.
     fn run_rootless_like_root(&self, args: &[&str]) -> Run {
         match args.contains(&"--user") {
             true => self.run_rootless_with_ids(args),
@@ -106,6 +109,7 @@ impl Step {
         }
     }
 
+    /// Run `command` in a checkout of its own, shown as `SHOWN_AS` and the step's name.
     fn run_in_checkout(
         &self,
         command: fn(&RootlessCheckout) -> Command,
