@@ -25,7 +25,7 @@ pub struct RootlessCheckout {
 
 impl RootlessCheckout {
     pub fn new(step: &Step) -> RootlessCheckout {
-        Self::of(Path::new(step.exe), step.name >= "step3")
+        Self::of(Path::new(step.exe), step.number >= 3)
     }
 
     /// The same for any build of a step (a learner's, in the workshop's checks), with a

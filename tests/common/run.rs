@@ -12,18 +12,31 @@ use super::redactions::redact;
 use super::rootless::RootlessCheckout;
 use super::transcript::{Run, shell_words, transcript_of};
 
-/// One of the workbook's programs.
+/// One of the workbook's programs: step `number`, which `just stepN` runs.
 #[derive(Clone, Copy)]
 pub struct Step {
+    pub number: u8,
+    /// `stepN`, as `just` and the transcripts name it.
     pub name: &'static str,
     pub exe: &'static str,
 }
 
-pub const STEP1: Step = Step { name: "step1", exe: env!("CARGO_BIN_EXE_step1") };
-pub const STEP2: Step = Step { name: "step2", exe: env!("CARGO_BIN_EXE_step2") };
-pub const STEP3: Step = Step { name: "step3", exe: env!("CARGO_BIN_EXE_step3") };
-pub const STEP4: Step = Step { name: "step4", exe: env!("CARGO_BIN_EXE_step4") };
-pub const STEP5: Step = Step { name: "step5", exe: env!("CARGO_BIN_EXE_step5") };
+/// Step N: its number, and its name and binary, which are made from it.
+macro_rules! step {
+    ($number:literal) => {
+        Step {
+            number: $number,
+            name: concat!("step", $number),
+            exe: env!(concat!("CARGO_BIN_EXE_step", $number)),
+        }
+    };
+}
+
+pub const STEP1: Step = step!(1);
+pub const STEP2: Step = step!(2);
+pub const STEP3: Step = step!(3);
+pub const STEP4: Step = step!(4);
+pub const STEP5: Step = step!(5);
 
 /// Every step, in order.
 pub const STEPS: [Step; 5] = [STEP1, STEP2, STEP3, STEP4, STEP5];
@@ -35,7 +48,7 @@ impl Step {
     /// without sudo runs the book's commands too.
     pub fn run(&self, args: &[&str]) -> Run {
         let root = self.run_as_root(args);
-        if ["step2", "step3", "step4"].contains(&self.name) {
+        if (2..=4).contains(&self.number) {
             let rootless = self.run_rootless_like_root(args);
             let shown = |run: &Run| (redact(&run.output), run.status);
             assert_eq!(
@@ -53,7 +66,7 @@ impl Step {
     /// `run`, as root alone: for the few commands whose output differs rootless, as the call
     /// site says, with the test in tests/rootless.rs that shows how.
     pub fn run_as_root(&self, args: &[&str]) -> Run {
-        if self.name >= "step3" {
+        if self.number >= 3 {
             require_rootfs(); // the default --rootfs
         }
         let host = HostState::now();
