@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::common;
 use crate::workshop::exercises::PIECES;
-use crate::workshop::net;
+use crate::workshop::{StageId, net};
 
 /// How long one run may take before the net kills it.
 const LIMIT: Duration = Duration::from_secs(10);
 
 pub struct Stage {
-    pub id: &'static str,
+    pub id: StageId,
     pub name: &'static str,
     /// Where the book explains it.
     pub read: &'static str,
@@ -56,124 +56,124 @@ pub struct Failure {
 
 /// The stages of step `step`.
 pub fn of_step(step: u8) -> impl Iterator<Item = &'static Stage> {
-    STAGES.iter().filter(move |stage| stage.id.starts_with(&format!("{step}.")))
+    STAGES.iter().filter(move |stage| stage.id.step == step)
 }
 
 pub const STAGES: &[Stage] = &[
     Stage {
-        id: "1.1",
+        id: StageId::of("1.1"),
         name: "start a child that runs you again as `child`",
         read: "chapter 1, The diff: start_child",
         check: start_a_child,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "1.2",
+        id: StageId::of("1.2"),
         name: "become the command",
         read: "chapter 1, The diff: child",
         check: become_the_command,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "2.1",
+        id: StageId::of("2.1"),
         name: "five new namespaces",
         read: "chapter 2, The idea",
         check: five_namespaces,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "2.2",
+        id: StageId::of("2.2"),
         name: "mounts that stay in the container",
         read: "chapter 2, Shared mounts",
         check: private_mounts,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "2.3",
+        id: StageId::of("2.3"),
         name: "a hostname and a network of its own",
         read: "chapter 2, The diff: set_hostname, bring_up_loopback",
         check: hostname_and_network,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "2.4",
+        id: StageId::of("2.4"),
         name: "without root: a user namespace of its own",
         read: "chapter 2, Without root",
         check: without_root,
         without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
     },
     Stage {
-        id: "3.1",
+        id: StageId::of("3.1"),
         name: "refuse what is no root filesystem",
         read: "chapter 3, The diff: check_rootfs",
         check: refuse_no_rootfs,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "3.2",
+        id: StageId::of("3.2"),
         name: "pivot into the rootfs",
         read: "chapter 3, Why the bind mount",
         check: pivot_into_rootfs,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "4.1",
+        id: StageId::of("4.1"),
         name: "our init is PID 1",
         read: "chapter 4, Part 1: PID 1 and signals",
         check: init_is_pid_1,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "4.2",
+        id: StageId::of("4.2"),
         name: "filesystems of its own, the old root gone",
         read: "chapter 4, Part 2: The filesystems the container sees",
         check: filesystems_of_its_own,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "4.3",
+        id: StageId::of("4.3"),
         name: "a command with fewer privileges",
         read: "chapter 4, Part 3: The command's privileges",
         check: fewer_privileges,
         without_root: WithoutRoot::AllBut("--user, which needs more than your own ID mapped"),
     },
     Stage {
-        id: "4.4",
+        id: StageId::of("4.4"),
         name: "nothing of the caller's: its files, its process group",
         read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
         check: nothing_of_the_callers,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "4.5",
+        id: StageId::of("4.5"),
         name: "the host's paths hidden, rootfs/ never written",
         read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
         check: host_paths_and_layer,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "4.6",
+        id: StageId::of("4.6"),
         name: "the system calls Docker refuses, refused",
         read: "chapter 4, Part 4: System calls",
         check: system_calls_refused,
         without_root: WithoutRoot::All,
     },
     Stage {
-        id: "5.1",
+        id: StageId::of("5.1"),
         name: "a cgroup with the limits",
         read: "chapter 5, Move 1: make, and Move 2: limit",
         check: limits_enforced,
         without_root: WithoutRoot::None(A_CGROUP),
     },
     Stage {
-        id: "5.2",
+        id: StageId::of("5.2"),
         name: "the container joins its cgroup",
         read: "chapter 5, Move 3: join",
         check: joins_its_cgroup,
         without_root: WithoutRoot::None(A_CGROUP),
     },
     Stage {
-        id: "5.3",
+        id: StageId::of("5.3"),
         name: "report the OOM kill, remove the cgroup",
         read: "chapter 5, Move 4: report, and Move 5: remove",
         check: report_and_remove,
@@ -253,9 +253,10 @@ fn checked(ran: Ran) -> Result<Ran, Failure> {
     if let Some(at) = ran.output().find("not yet implemented: ") {
         let todo = &ran.output()[at + "not yet implemented: ".len()..];
         let stage = todo.split(':').next().unwrap_or_default();
+        let id = stage.parse::<StageId>().ok();
         let pieces: Vec<&str> = PIECES
             .iter()
-            .filter(|piece| piece.stage == stage)
+            .filter(|piece| Some(piece.stage) == id)
             .map(|piece| piece.function)
             .collect();
         let hint = format!(

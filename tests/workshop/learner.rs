@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::workshop::checks::{self, Failure, WithoutRoot};
 use crate::workshop::exercises::PIECES;
-use crate::workshop::{self as ws};
+use crate::workshop::{self as ws, StageId};
 
 /// A learner's work: their steps, in `steps/yours/` of the checkout, built into `target/yours/`.
 pub struct Learner {
@@ -123,7 +123,7 @@ impl Learner {
         } else {
             let _ =
                 writeln!(out, "Each todo!() says what to write, and where the book explains it:");
-            for piece in PIECES.iter().filter(|piece| piece.step() == step) {
+            for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
                 let _ = writeln!(
                     out,
                     "  {}  {shown}/{}  fn {}",
@@ -152,17 +152,18 @@ impl Learner {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
-                match ws::lend_later_pieces(&files, step, stage.id) {
+                match ws::lend_later_pieces(&files, stage.id) {
                     Some(lent) => {
-                        let name = format!("step{step}-lent-{}", stage.id.replace('.', "-"));
+                        let name = format!("step{step}-lent-{}", stage.id.dashed());
                         ws::write(&lent_dir.join(&name), &lent);
                         bins.push((name.clone(), name.clone()));
-                        let mut later: Vec<&str> = PIECES
+                        let mut later: Vec<StageId> = PIECES
                             .iter()
-                            .filter(|piece| piece.step() == step && piece.stage > stage.id)
+                            .filter(|piece| piece.stage.step == step && piece.stage > stage.id)
                             .map(|piece| piece.stage)
                             .collect();
                         later.dedup();
+                        let later: Vec<String> = later.iter().map(StageId::to_string).collect();
                         let note = format!(
                             "{} still todo!(): lent from the reference for this check",
                             later.join(", ")
@@ -189,9 +190,13 @@ impl Learner {
     /// Check the learner's steps (`what`: a step, a stage, or every step started), stage by
     /// stage, stopping at a step's first failure. True when every stage checked passes.
     pub fn check(&self, what: Option<&str>, out: &mut dyn Write) -> bool {
-        let (steps, only): (Vec<u8>, Option<&str>) = match what {
+        let (steps, only): (Vec<u8>, Option<StageId>) = match what {
             None => (self.started(), None),
-            Some(id) if id.contains('.') => (vec![id[..1].parse().unwrap_or(0)], Some(id)),
+            Some(id) if id.contains('.') => {
+                // A stage, N.K, of step N; what is no stage (3.x) matches none of its stages.
+                let step = id.split('.').next().unwrap_or_default().parse().unwrap_or(0);
+                (vec![step], Some(id.parse().unwrap_or(StageId::before_first(step))))
+            }
             Some(step) => (vec![step.parse().unwrap_or(0)], None),
         };
         if steps.is_empty() {
