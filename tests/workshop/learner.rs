@@ -62,8 +62,19 @@ pub fn check_stage(
 const ROOTLESS: &str = "Without root: each stage runs your step as the root of a user namespace \
                         of your own, the safety net, with no cgroup (book: Workshop, Without root).";
 
-/// A program to check a stage with, and why it is not the learner's own, if it is not.
-type Plan = Vec<(u8, Vec<(&'static checks::Stage, PathBuf, Option<String>)>)>;
+/// What `check` checks of one step: its stages, each with the program to check it with.
+struct StepPlan {
+    step: u8,
+    stages: Vec<StagePlan>,
+}
+
+/// A stage, the program to check it with, and why that program is not all the learner's own,
+/// if it is not.
+struct StagePlan {
+    stage: &'static checks::Stage,
+    program: PathBuf,
+    lent: Option<String>,
+}
 
 impl Learner {
     /// The steps started, in order.
@@ -140,7 +151,7 @@ impl Learner {
 
     /// Build the learner's steps and, for each stage whose later stages are still `todo!()`,
     /// the same code with those lent from the reference: the program to check each stage with.
-    fn build(&self, steps: &[u8]) -> Result<Plan, String> {
+    fn build(&self, steps: &[u8]) -> Result<Vec<StepPlan>, String> {
         self.write_manifest();
         ws::build(&self.yours, &self.target)
             .map_err(|error| format!("your code does not build:\n{error}"))?;
@@ -168,14 +179,16 @@ impl Learner {
                             "{} still todo!(): lent from the reference for this check",
                             later.join(", ")
                         );
-                        stages.push((stage, ws::bin(&self.target, &name), Some(note)));
+                        let program = ws::bin(&self.target, &name);
+                        stages.push(StagePlan { stage, program, lent: Some(note) });
                     }
                     None => {
-                        stages.push((stage, ws::bin(&self.target, &format!("step{step}")), None))
+                        let program = ws::bin(&self.target, &format!("step{step}"));
+                        stages.push(StagePlan { stage, program, lent: None });
                     }
                 }
             }
-            plan.push((step, stages));
+            plan.push(StepPlan { step, stages });
         }
         if !bins.is_empty() {
             fs::write(lent_dir.join("Cargo.toml"), ws::manifest("yours-lent", &bins, false))
@@ -219,13 +232,13 @@ impl Learner {
             let _ = writeln!(out, "{ROOTLESS}");
         }
         let mut all_pass = true;
-        for (step, stages) in plan {
-            let stages: Vec<_> = stages
+        for StepPlan { step, stages } in plan {
+            let stages: Vec<StagePlan> = stages
                 .into_iter()
-                .filter(|(stage, _, _)| only.is_none_or(|id| stage.id == id))
+                .filter(|planned| only.is_none_or(|id| planned.stage.id == id))
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
-            for (stage, program, lent) in &stages {
+            for StagePlan { stage, program, lent } in &stages {
                 match check_stage(stage, program, lent.as_deref(), out) {
                     Verdict::Passed => passed += 1,
                     Verdict::NeedsRoot => need_root += 1,
