@@ -149,10 +149,97 @@ fn the_childs_pid_in_the_maps_is_redacted_but_not_the_maps() {
     );
 }
 
-/// Nothing else is redacted: the patterns are the seven kinds above (the PID
-/// takes two, the child's maps two). A new one must come with its test here.
+/// What one of `common::REDACTIONS` must do, on a line of a real snapshot.
+struct Example {
+    /// The snapshot the line is from.
+    snapshot: &'static str,
+    /// The line as the snapshot has it, redacted.
+    redacted: &'static str,
+    /// The line as a run may show it: this redaction, alone, must make it `redacted`.
+    shown: &'static str,
+    /// A real change of behaviour on the line, which must still fail the snapshot.
+    changed: &'static str,
+}
+
+/// One example for each of `common::REDACTIONS`, in their order: the seven kinds that the
+/// tests above show on whole snapshots (the PID takes two, the child's maps two).
+const EXAMPLES: [Example; 9] = [
+    Example {
+        snapshot: "run__step3_verbose",
+        redacted: "=> waitpid([PID]) = Exited(Pid([PID]), 0)",
+        shown: "=> waitpid(31337) = Exited(Pid([PID]), 0)",
+        changed: "=> waitpid(31337) = Exited(Pid([PID]), 1)",
+    },
+    Example {
+        snapshot: "run__step4_verbose",
+        redacted: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid([PID]), 0)",
+        shown: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(4242), 0)",
+        changed: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(42), 0)",
+    },
+    Example {
+        snapshot: "rootless__step2_verbose",
+        redacted: "=> write(\"/proc/[PID]/uid_map\", \"0 65534 1\")",
+        shown: "=> write(\"/proc/4242/uid_map\", \"0 65534 1\")",
+        changed: "=> write(\"/proc/self/uid_map\", \"0 65534 1\")",
+    },
+    Example {
+        snapshot: "rootless__step2_subordinate_ids",
+        redacted: "=> newuidmap [PID] 0 65534 1 1 200000 65536",
+        shown: "=> newuidmap 4242 0 65534 1 1 200000 65536",
+        changed: "=> newuidmap 4242 0 65534 1 1 200000 1",
+    },
+    Example {
+        snapshot: "cgroups__step5_verbose_v2",
+        redacted: "=> mkdir(\"/sys/fs/cgroup/byoc/byoc-[PID]\")",
+        shown: "=> mkdir(\"/sys/fs/cgroup/byoc/byoc-4242\")",
+        changed: "=> mkdir(\"/sys/fs/cgroup/user.slice/byoc-4242\")",
+    },
+    Example {
+        snapshot: "run__step4_verbose",
+        redacted: "=> sethostname(\"[RANDOM-ID]\")",
+        shown: "=> sethostname(\"0f3a9c21b7d4\")",
+        changed: "=> sethostname(\"0f3a9c21b7d4e5\")",
+    },
+    Example {
+        snapshot: "cgroups__step5_enough_memory",
+        redacted: "stress: info: [2] successful run completed in [N]s",
+        shown: "stress: info: [2] successful run completed in 1s",
+        changed: "stress: info: [2] failed run completed in 1s",
+    },
+    Example {
+        snapshot: "environment__step4_mounts",
+        redacted: "tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+        shown: "proc on /proc/sysrq-trigger type proc (ro,nosuid,nodev,noexec,relatime)\n\
+                tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+        changed: "proc on /proc/sysrq-trigger type proc (rw,nosuid,nodev,noexec,relatime)\n\
+                  tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+    },
+    Example {
+        snapshot: "environment__step4_mounts",
+        redacted: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime)",
+        shown: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,inode64)",
+        changed: "tmpfs on /tmp type tmpfs (rw,nodev,relatime,inode64)",
+    },
+];
+
+/// Nothing else is redacted, and each redaction is tested: each of `common::REDACTIONS`,
+/// alone, hides its example's value on a real snapshot's line, and the whole of them still
+/// lets a real change there fail. A new redaction must come with its example here.
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 9, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(
+        EXAMPLES.len(),
+        patterns.len(),
+        "each redaction needs its example here, in order: {patterns:#?}"
+    );
+    for (redaction, example) in common::REDACTIONS.iter().zip(&EXAMPLES) {
+        let Example { snapshot: name, redacted, shown, changed } = example;
+        let pattern = redaction.0;
+        assert!(snapshot(name).contains(redacted), "{name} has no {redacted:?}");
+        assert_ne!(shown, redacted, "{pattern}: the example shows nothing to redact");
+        assert_eq!(common::redact_with(redaction, shown), *redacted, "{pattern} hides {shown:?}");
+        assert_eq!(redact(shown), *redacted, "the redactions, {pattern} among them");
+        assert_ne!(redact(changed), *redacted, "{pattern} hides a real change: {changed:?}");
+    }
 }

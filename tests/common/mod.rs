@@ -38,7 +38,7 @@ pub use {
     cgroups::{memory_on_cgroup_v1, own_memory_cgroup, workbook_cgroups},
     host::{HostState, mount_table, run_on_shared_root},
     project::{PROJECT, require_root, require_rootfs, scratch_dir},
-    redactions::{REDACTIONS, redact},
+    redactions::{REDACTIONS, redact, redact_with},
     rootless::{AS_NOBODY, NOBODY, RootlessCheckout, as_nobody_after},
     run::{STEP1, STEP2, STEP3, STEP4, STEP5, STEPS, Step, as_a_learner, run_line, start_ready},
     terminal::{Terminal, job_control_session, wait_for_child},

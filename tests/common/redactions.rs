@@ -35,8 +35,11 @@ pub const REDACTIONS: [(&str, &str); 9] = [
 
 /// `text` with every one of `REDACTIONS` applied, in order.
 pub fn redact(text: &str) -> String {
-    REDACTIONS.iter().fold(text.to_string(), |text, (pattern, replacement)| {
-        let pattern = regex::Regex::new(pattern).expect("the redactions are valid regexes");
-        pattern.replace_all(&text, *replacement).into_owned()
-    })
+    REDACTIONS.iter().fold(text.to_string(), |text, redaction| redact_with(redaction, &text))
+}
+
+/// `text` with one of `REDACTIONS` applied: `(pattern, replacement)`.
+pub fn redact_with((pattern, replacement): &(&str, &str), text: &str) -> String {
+    let pattern = regex::Regex::new(pattern).expect("the redactions are valid regexes");
+    pattern.replace_all(text, *replacement).into_owned()
 }
