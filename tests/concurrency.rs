@@ -17,19 +17,16 @@ const AT_ONCE: usize = 16;
 fn steps() -> impl Iterator<Item = (Step, &'static [&'static str])> {
     common::require_rootfs();
     let limits: &'static [&'static str] = &["--memory", "50m", "--pids", "20"];
-    STEPS
-        .into_iter()
-        .skip(1)
-        .map(move |step| (step, if step.name == "step5" { limits } else { &[] }))
+    STEPS.into_iter().skip(1).map(move |step| (step, if step.number == 5 { limits } else { &[] }))
 }
 
 /// What a container of `step` should see of itself, and still see after other
 /// containers have come and gone: its hostname, its root, and in step 3 the
 /// host's old root at /oldrootfs.
 fn look_around(step: &Step) -> &'static str {
-    match step.name {
-        "step2" => "hostname",
-        "step3" => "hostname; ls /bin/busybox; head -c 12 /oldrootfs/etc/os-release; echo",
+    match step.number {
+        2 => "hostname",
+        3 => "hostname; ls /bin/busybox; head -c 12 /oldrootfs/etc/os-release; echo",
         _ => "hostname; ls /bin/busybox; ls -A /oldrootfs; cat /proc/1/comm",
     }
 }

@@ -168,10 +168,105 @@ fn the_childs_pid_in_the_maps_is_redacted_but_not_the_maps() {
     assert_ne!(redact("=> newuidmap(42, 0, 65534, 1, 1, 200000, 65536) = 0"), helper);
 }
 
-/// Nothing else is redacted: the patterns are the seven kinds above (the PID
-/// takes two, the child's maps two). A new one must come with its test here.
+/// What one of `common::REDACTIONS` must do, on a line of a real snapshot.
+struct Example {
+    /// The snapshot the line is from.
+    snapshot: &'static str,
+    /// The line as the snapshot has it, redacted.
+    redacted: &'static str,
+    /// The line as a run may show it: this redaction, alone, must make it `redacted`.
+    shown: &'static str,
+    /// A real change of behaviour on the line, which must still fail the snapshot.
+    changed: &'static str,
+}
+
+/// One example for each of `common::REDACTIONS`, in their order: the eight kinds that the
+/// tests above show on whole snapshots (the PID takes two, the child's maps two).
+const EXAMPLES: [Example; 10] = [
+    Example {
+        snapshot: "run__step3_verbose",
+        redacted: "=> waitpid([PID], 0) = Exited(Pid([PID]), 0)",
+        shown: "=> waitpid(31337, 0) = Exited(Pid([PID]), 0)",
+        changed: "=> waitpid(31337, 0) = Exited(Pid([PID]), 1)",
+    },
+    Example {
+        snapshot: "run__step4_verbose",
+        redacted: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid([PID]), 0)",
+        shown: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(4242), 0)",
+        changed: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(42), 0)",
+    },
+    Example {
+        snapshot: "rootless__step2_verbose",
+        redacted: "=> write(\"/proc/[PID]/uid_map\", \"0 65534 1\") = 0",
+        shown: "=> write(\"/proc/4242/uid_map\", \"0 65534 1\") = 0",
+        changed: "=> write(\"/proc/self/uid_map\", \"0 65534 1\") = 0",
+    },
+    Example {
+        snapshot: "rootless__step4_subordinate_ids_verbose",
+        redacted: "=> newuidmap([PID], 0, 65534, 1, 1, 200000, 65536) = 0",
+        shown: "=> newuidmap(4242, 0, 65534, 1, 1, 200000, 65536) = 0",
+        changed: "=> newuidmap(4242, 0, 65534, 1, 1, 200000, 1) = 0",
+    },
+    Example {
+        snapshot: "cgroups__step5_verbose_v2",
+        redacted: "=> mkdir(\"/sys/fs/cgroup/byoc/byoc-[PID]\") = 0",
+        shown: "=> mkdir(\"/sys/fs/cgroup/byoc/byoc-4242\") = 0",
+        changed: "=> mkdir(\"/sys/fs/cgroup/user.slice/byoc-4242\") = 0",
+    },
+    Example {
+        snapshot: "run__step4_verbose",
+        redacted: "=> sethostname(\"[RANDOM-ID]\") = 0",
+        shown: "=> sethostname(\"0f3a9c21b7d4\") = 0",
+        changed: "=> sethostname(\"0f3a9c21b7d4e5\") = 0",
+    },
+    Example {
+        snapshot: "cgroups__step5_enough_memory",
+        redacted: "stress: info: [2] successful run completed in [N]s",
+        shown: "stress: info: [2] successful run completed in 1s",
+        changed: "stress: info: [2] failed run completed in 1s",
+    },
+    Example {
+        snapshot: "environment__step4_mounts",
+        redacted: "tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+        shown: "proc on /proc/sysrq-trigger type proc (ro,nosuid,nodev,noexec,relatime)\n\
+                tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+        changed: "proc on /proc/sysrq-trigger type proc (rw,nosuid,nodev,noexec,relatime)\n\
+                  tmpfs on /proc/acpi type tmpfs (ro,nosuid,nodev,noexec,relatime,mode=755)",
+    },
+    Example {
+        snapshot: "run__step4_verbose",
+        redacted: "=> mount(\"tmpfs\", \"proc/acpi\", \"tmpfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"mode=755\") = 0  # hidden: the host's power management, some of it writable",
+        shown: "=> mount(\"dev/null\", \"proc/kcore\", NULL, MS_BIND, NULL) = 0  # hidden: the host's memory, as a core file\n\
+                => mount(\"tmpfs\", \"proc/acpi\", \"tmpfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"mode=755\") = 0  # hidden: the host's power management, some of it writable",
+        changed: "=> mount(\"dev/null\", \"proc/kcore\", NULL, MS_BIND, NULL) = EPERM  # hidden: the host's memory, as a core file\n\
+                  => mount(\"tmpfs\", \"proc/acpi\", \"tmpfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"mode=755\") = 0  # hidden: the host's power management, some of it writable",
+    },
+    Example {
+        snapshot: "environment__step4_mounts",
+        redacted: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime)",
+        shown: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,inode64)",
+        changed: "tmpfs on /tmp type tmpfs (rw,nodev,relatime,inode64)",
+    },
+];
+
+/// Nothing else is redacted, and each redaction is tested: each of `common::REDACTIONS`,
+/// alone, hides its example's value on a real snapshot's line, and the whole of them still
+/// lets a real change there fail. A new redaction must come with its example here.
 #[test]
 fn every_redaction_is_tested() {
     let patterns: Vec<&str> = common::REDACTIONS.iter().map(|(pattern, _)| *pattern).collect();
-    assert_eq!(patterns.len(), 10, "a new redaction needs its test here: {patterns:#?}");
+    assert_eq!(
+        EXAMPLES.len(),
+        patterns.len(),
+        "each redaction needs its example here, in order: {patterns:#?}"
+    );
+    for (redaction, example) in common::REDACTIONS.iter().zip(&EXAMPLES) {
+        let Example { snapshot: name, redacted, shown, changed } = example;
+        let pattern = redaction.0;
+        assert!(snapshot(name).contains(redacted), "{name} has no {redacted:?}");
+        assert_ne!(shown, redacted, "{pattern}: the example shows nothing to redact");
+        assert_eq!(common::redact_with(redaction, shown), *redacted, "{pattern} hides {shown:?}");
+        assert_eq!(redact(shown), *redacted, "the redactions, {pattern} among them");
+        assert_ne!(redact(changed), *redacted, "{pattern} hides a real change: {changed:?}");
+    }
 }

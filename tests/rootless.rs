@@ -141,6 +141,7 @@ fn with_ids_of_its_own_the_container_has_users() {
         let line = format!("=> {helper}([PID], 0, 65534, 1, 1, 200000, 65536) = 0\n");
         assert!(common::redact(&run.output).contains(&line), "{line}{}", run.transcript);
     }
+    assert_transcript!("step4_subordinate_ids_verbose", run);
     // Step 2 maps one ID, helpers or not: it has no --user to use more.
     let run = STEP2.run_rootless_with_ids(&["run", "cat", "/proc/self/uid_map"]);
     assert_eq!(run.output.lines().count(), 1, "{}", run.transcript);

@@ -13,21 +13,25 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{HostState, STEPS};
+use workshop::StageId;
 use workshop::checks::{Failure, STAGES, Stage};
 use workshop::exercises::{MISTAKES, PIECES};
 
 /// The reference program of the step of stage `id`.
-fn reference(id: &str) -> &'static str {
-    STEPS[usize::from(id.as_bytes()[0] - b'1')].exe
+fn reference(id: StageId) -> &'static str {
+    STEPS.iter().find(|step| step.number == id.step).unwrap().exe
 }
 
-/// Step `step` as a learner has it when they reach stage `id`: the earlier stages written,
+/// Step `id.step` as a learner has it when they reach stage `id`: the earlier stages written,
 /// this one's pieces still `todo!()`, the later ones lent from the reference, as `just check`
 /// lends them.
-fn skeleton_at(step: u8, id: &str) -> workshop::Files {
-    let written = workshop::lend_later_pieces(&workshop::skeleton(step), step, "0").unwrap();
+fn skeleton_at(id: StageId) -> workshop::Files {
+    let step = id.step;
+    let written =
+        workshop::lend_later_pieces(&workshop::skeleton(step), StageId::before_first(step))
+            .unwrap();
     let mut files = workshop::skeleton(step);
-    for piece in PIECES.iter().filter(|piece| piece.step() == step && piece.stage != id) {
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step && piece.stage != id) {
         let text = &files[piece.file];
         let theirs = &written[piece.file];
         let body = &theirs[workshop::source::body(theirs, piece.function).unwrap()];
@@ -49,15 +53,11 @@ fn variant(name: &str) -> PathBuf {
         let _ = std::fs::remove_dir_all(&sources);
         let mut bins = Vec::new();
         for stage in STAGES {
-            let step = stage.id.as_bytes()[0] - b'0';
-            bins.push((
-                format!("skeleton-{}", stage.id.replace('.', "-")),
-                skeleton_at(step, stage.id),
-            ));
+            bins.push((format!("skeleton-{}", stage.id.dashed()), skeleton_at(stage.id)));
         }
         for mistake in MISTAKES {
             bins.push((
-                format!("mistake-{}", mistake.stage.replace('.', "-")),
+                format!("mistake-{}", mistake.stage.dashed()),
                 workshop::with_mistake(mistake),
             ));
         }
@@ -94,7 +94,7 @@ fn the_reference_passes_every_stage() {
             stage.id,
             show(&result.unwrap_err())
         );
-        host.assert_unchanged(stage.id);
+        host.assert_unchanged(&stage.id.to_string());
     }
 }
 
@@ -107,10 +107,10 @@ fn rootfs_ready() {
 /// Stage `stage`'s check of the variant `name`, which must fail it (`why` if it passes), and
 /// leave the host as it was.
 fn failure_of(stage: &Stage, name: &str, why: &str) -> Failure {
-    let program = variant(&format!("{name}-{}", stage.id.replace('.', "-")));
+    let program = variant(&format!("{name}-{}", stage.id.dashed()));
     let host = HostState::now();
     let failure = (stage.check)(&program).expect_err(why);
-    host.assert_unchanged(stage.id);
+    host.assert_unchanged(&stage.id.to_string());
     failure
 }
 
@@ -169,7 +169,8 @@ fn every_stage_has_a_mistake_and_pieces() {
 fn filling_every_todo_with_the_references_code_gives_the_reference() {
     for step in 1..=5 {
         let skeleton = workshop::skeleton(step);
-        let filled = workshop::lend_later_pieces(&skeleton, step, "0").expect("pieces to fill");
+        let filled = workshop::lend_later_pieces(&skeleton, StageId::before_first(step))
+            .expect("pieces to fill");
         for (name, text) in workshop::reference(step) {
             let expected = workshop::without_anchors(&text);
             let got = filled[&name].replacen(workshop::SKELETON_HEADER, "", 1);
@@ -204,7 +205,8 @@ fn a_learner_goes_from_exercise_to_green() {
     assert_transcript!("check_3_first", run);
 
     let dir = learner.yours.join("step3");
-    let written = workshop::lend_later_pieces(&workshop::read(&dir), 3, "0").unwrap();
+    let written =
+        workshop::lend_later_pieces(&workshop::read(&dir), StageId::before_first(3)).unwrap();
     workshop::write(&dir, &written);
     let mut second = Vec::new();
     let green = learner.check(Some("3"), &mut second);
@@ -251,6 +253,7 @@ fn without_root_the_checks_still_judge() {
         // The copy, as the learner: each check in turn, as `just check` runs it.
         for check in checks.lines() {
             let (id, program) = check.split_once(' ').unwrap();
+            let id: StageId = id.parse().unwrap();
             let stage = STAGES.iter().find(|stage| stage.id == id).unwrap();
             print!("{VERDICT}");
             workshop::learner::check_stage(stage, Path::new(program), None, &mut std::io::stdout());
@@ -258,15 +261,17 @@ fn without_root_the_checks_still_judge() {
         return;
     }
     rootfs_ready();
-    let mut runs: Vec<(String, PathBuf, &str)> = Vec::new();
+    let mut runs: Vec<(StageId, PathBuf, &str)> = Vec::new();
     for stage in STAGES {
-        let verdict = if stage.id.starts_with('5') { "- " } else { "✔ " };
-        runs.push((stage.id.to_string(), PathBuf::from(reference(stage.id)), verdict));
+        let verdict = if stage.id.step == 5 { "- " } else { "✔ " };
+        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict));
     }
-    let caught = MISTAKES.iter().filter(|mistake| mistake.stage != "4.3" && mistake.stage < "5");
+    let caught = MISTAKES
+        .iter()
+        .filter(|mistake| mistake.stage != StageId::of("4.3") && mistake.stage.step < 5);
     for mistake in caught {
-        let program = variant(&format!("mistake-{}", mistake.stage.replace('.', "-")));
-        runs.push((mistake.stage.to_string(), program, "✘ "));
+        let program = variant(&format!("mistake-{}", mistake.stage.dashed()));
+        runs.push((mistake.stage, program, "✘ "));
     }
     let checks: Vec<String> =
         runs.iter().map(|(id, program, _)| format!("{id} {}", program.display())).collect();
@@ -310,15 +315,16 @@ fn the_narration_shows_the_planted_mistakes() {
         ),
     ];
     for (stage, right, wrong) in cases {
-        let mistake = variant(&format!("mistake-{}", stage.replace('.', "-")));
+        let stage = StageId::of(stage);
+        let mistake = variant(&format!("mistake-{}", stage.dashed()));
         for (program, shown, hidden) in
             [(Path::new(reference(stage)), right, wrong), (mistake.as_path(), wrong, right)]
         {
             let host = HostState::now();
             let mut command = common::as_a_learner(std::process::Command::new(program));
             command.args(["run", "-v", "echo", "hi"]);
-            let run = common::transcript_of(command, &format!("{} run -v echo hi", stage));
-            host.assert_unchanged(stage);
+            let run = common::transcript_of(command, &format!("{stage} run -v echo hi"));
+            host.assert_unchanged(&stage.to_string());
             assert!(run.output.contains(shown), "{shown} not narrated:\n{}", run.transcript);
             assert!(!run.output.contains(hidden), "{hidden} narrated:\n{}", run.transcript);
         }

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::common;
 use crate::workshop::exercises::PIECES;
-use crate::workshop::net;
+use crate::workshop::{StageId, net};
 
 /// How long one run may take before the net kills it.
 const LIMIT: Duration = Duration::from_secs(10);
 
 pub struct Stage {
-    pub id: &'static str,
+    pub id: StageId,
     pub name: &'static str,
     /// Where the book explains it.
     pub read: &'static str,
@@ -36,9 +36,6 @@ pub enum WithoutRoot {
     None(&'static str),
 }
 
-/// Why step 5's stages need root: a cgroup of the net's own, for the step to make its own in.
-const A_CGROUP: &str = "a cgroup of its own, which only root can give the net";
-
 /// Whether the checks run without root: then the net is a user namespace of the learner's,
 /// and a stage checks what `WithoutRoot` says.
 pub fn rootless() -> bool {
@@ -56,129 +53,28 @@ pub struct Failure {
 
 /// The stages of step `step`.
 pub fn of_step(step: u8) -> impl Iterator<Item = &'static Stage> {
-    STAGES.iter().filter(move |stage| stage.id.starts_with(&format!("{step}.")))
+    STAGES.iter().filter(move |stage| stage.id.step == step)
 }
 
+/// Every stage, in order: each one's entry is beside its check, below.
 pub const STAGES: &[Stage] = &[
-    Stage {
-        id: "1.1",
-        name: "start a child that runs you again as `child`",
-        read: "chapter 1, The diff: start_child",
-        check: start_a_child,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "1.2",
-        name: "become the command",
-        read: "chapter 1, The diff: child",
-        check: become_the_command,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "2.1",
-        name: "five new namespaces",
-        read: "chapter 2, The idea",
-        check: five_namespaces,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "2.2",
-        name: "mounts that stay in the container",
-        read: "chapter 2, Shared mounts",
-        check: private_mounts,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "2.3",
-        name: "a hostname and a network of its own",
-        read: "chapter 2, The diff: set_hostname, bring_up_loopback",
-        check: hostname_and_network,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "2.4",
-        name: "without root: a user namespace of its own",
-        read: "chapter 2, Without root",
-        check: without_root,
-        without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
-    },
-    Stage {
-        id: "3.1",
-        name: "refuse what is no root filesystem",
-        read: "chapter 3, The diff: check_rootfs",
-        check: refuse_no_rootfs,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "3.2",
-        name: "pivot into the rootfs",
-        read: "chapter 3, Why the bind mount",
-        check: pivot_into_rootfs,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "4.1",
-        name: "our init is PID 1",
-        read: "chapter 4, Part 1: PID 1 and signals",
-        check: init_is_pid_1,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "4.2",
-        name: "filesystems of its own, the old root gone",
-        read: "chapter 4, Part 2: The filesystems the container sees",
-        check: filesystems_of_its_own,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "4.3",
-        name: "a command with fewer privileges",
-        read: "chapter 4, Part 3: The command's privileges",
-        check: fewer_privileges,
-        without_root: WithoutRoot::AllBut("--user, which needs more than your own ID mapped"),
-    },
-    Stage {
-        id: "4.4",
-        name: "nothing of the caller's: its files, its process group",
-        read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
-        check: nothing_of_the_callers,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "4.5",
-        name: "the host's paths hidden, rootfs/ never written",
-        read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
-        check: host_paths_and_layer,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "4.6",
-        name: "the system calls Docker refuses, refused",
-        read: "chapter 4, Part 4: System calls",
-        check: system_calls_refused,
-        without_root: WithoutRoot::All,
-    },
-    Stage {
-        id: "5.1",
-        name: "a cgroup with the limits",
-        read: "chapter 5, Move 1: make, and Move 2: limit",
-        check: limits_enforced,
-        without_root: WithoutRoot::None(A_CGROUP),
-    },
-    Stage {
-        id: "5.2",
-        name: "the container joins its cgroup",
-        read: "chapter 5, Move 3: join",
-        check: joins_its_cgroup,
-        without_root: WithoutRoot::None(A_CGROUP),
-    },
-    Stage {
-        id: "5.3",
-        name: "report the OOM kill, remove the cgroup",
-        read: "chapter 5, Move 4: report, and Move 5: remove",
-        check: report_and_remove,
-        without_root: WithoutRoot::None(A_CGROUP),
-    },
+    START_A_CHILD,
+    BECOME_THE_COMMAND,
+    FIVE_NAMESPACES,
+    PRIVATE_MOUNTS,
+    HOSTNAME_AND_NETWORK,
+    WITHOUT_ROOT,
+    REFUSE_NO_ROOTFS,
+    PIVOT_INTO_ROOTFS,
+    INIT_IS_PID_1,
+    FILESYSTEMS_OF_ITS_OWN,
+    FEWER_PRIVILEGES,
+    NOTHING_OF_THE_CALLERS,
+    HOST_PATHS_AND_LAYER,
+    SYSTEM_CALLS_REFUSED,
+    LIMITS_ENFORCED,
+    JOINS_ITS_CGROUP,
+    REPORT_AND_REMOVE,
 ];
 
 /// One run of the program in the net, and how a learner would have typed it.
@@ -253,9 +149,10 @@ fn checked(ran: Ran) -> Result<Ran, Failure> {
     if let Some(at) = ran.output().find("not yet implemented: ") {
         let todo = &ran.output()[at + "not yet implemented: ".len()..];
         let stage = todo.split(':').next().unwrap_or_default();
+        let id = stage.parse::<StageId>().ok();
         let pieces: Vec<&str> = PIECES
             .iter()
-            .filter(|piece| piece.stage == stage)
+            .filter(|piece| Some(piece.stage) == id)
             .map(|piece| piece.function)
             .collect();
         let hint = format!(
@@ -288,6 +185,14 @@ fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 
 // ---------------------------------------------------------------- step 1
 
+const START_A_CHILD: Stage = Stage {
+    id: StageId::of("1.1"),
+    name: "start a child that runs you again as `child`",
+    read: "chapter 1, The diff: start_child",
+    check: start_a_child,
+    without_root: WithoutRoot::All,
+};
+
 fn start_a_child(program: &Path) -> Result<(), Failure> {
     let ran =
         run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline; echo; exit 3"])?;
@@ -309,6 +214,14 @@ fn start_a_child(program: &Path) -> Result<(), Failure> {
         "the command must run in a child of the runtime, not in the runtime's own process",
     )
 }
+
+const BECOME_THE_COMMAND: Stage = Stage {
+    id: StageId::of("1.2"),
+    name: "become the command",
+    read: "chapter 1, The diff: child",
+    check: become_the_command,
+    without_root: WithoutRoot::All,
+};
 
 fn become_the_command(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "echo", "hello"])?;
@@ -346,6 +259,14 @@ const NAMESPACES: [(&str, &str); 4] = [
     ("net", "CLONE_NEWNET"),
 ];
 
+const FIVE_NAMESPACES: Stage = Stage {
+    id: StageId::of("2.1"),
+    name: "five new namespaces",
+    read: "chapter 2, The idea",
+    check: five_namespaces,
+    without_root: WithoutRoot::All,
+};
+
 fn five_namespaces(program: &Path) -> Result<(), Failure> {
     let script = "echo $$; for ns in uts mnt ipc net; do echo $ns $(readlink /proc/self/ns/$ns) \
                   $(readlink /proc/1/ns/$ns); done";
@@ -372,6 +293,14 @@ fn five_namespaces(program: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+const PRIVATE_MOUNTS: Stage = Stage {
+    id: StageId::of("2.2"),
+    name: "mounts that stay in the container",
+    read: "chapter 2, Shared mounts",
+    check: private_mounts,
+    without_root: WithoutRoot::All,
+};
+
 fn private_mounts(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "mount", "-t", "tmpfs", "byoc-check", "/tmp"])?;
     ran.expect(
@@ -380,6 +309,14 @@ fn private_mounts(program: &Path) -> Result<(), Failure> {
         "mount needs root: run it with sudo",
     )
 }
+
+const HOSTNAME_AND_NETWORK: Stage = Stage {
+    id: StageId::of("2.3"),
+    name: "a hostname and a network of its own",
+    read: "chapter 2, The diff: set_hostname, bring_up_loopback",
+    check: hostname_and_network,
+    without_root: WithoutRoot::All,
+};
 
 fn hostname_and_network(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "--hostname", "box", "hostname"])?;
@@ -402,6 +339,14 @@ fn hostname_and_network(program: &Path) -> Result<(), Failure> {
         "lo is down in the container: bring it up with ioctl SIOCSIFFLAGS, its flags IFF_UP",
     )
 }
+
+const WITHOUT_ROOT: Stage = Stage {
+    id: StageId::of("2.4"),
+    name: "without root: a user namespace of its own",
+    read: "chapter 2, Without root",
+    check: without_root,
+    without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
+};
 
 fn without_root(program: &Path) -> Result<(), Failure> {
     let script = "id -u; set -- $(cat /proc/self/uid_map); echo $1 $2 $3; hostname";
@@ -440,6 +385,14 @@ fn without_root(program: &Path) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- step 3
 
+const REFUSE_NO_ROOTFS: Stage = Stage {
+    id: StageId::of("3.1"),
+    name: "refuse what is no root filesystem",
+    read: "chapter 3, The diff: check_rootfs",
+    check: refuse_no_rootfs,
+    without_root: WithoutRoot::All,
+};
+
 fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
     for (rootfs, problem) in
         [("no-such-dir", "there is no such directory"), ("/etc", "it has no bin/sh")]
@@ -454,6 +407,14 @@ fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+const PIVOT_INTO_ROOTFS: Stage = Stage {
+    id: StageId::of("3.2"),
+    name: "pivot into the rootfs",
+    read: "chapter 3, Why the bind mount",
+    check: pivot_into_rootfs,
+    without_root: WithoutRoot::All,
+};
 
 fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "ls", "-A", "/"])?;
@@ -492,6 +453,14 @@ fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- step 4
 
+const INIT_IS_PID_1: Stage = Stage {
+    id: StageId::of("4.1"),
+    name: "our init is PID 1",
+    read: "chapter 4, Part 1: PID 1 and signals",
+    check: init_is_pid_1,
+    without_root: WithoutRoot::All,
+};
+
 fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "sh", "-c", "echo $$"])?;
     ran.expect(
@@ -517,6 +486,14 @@ fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
          until none is left",
     )
 }
+
+const FILESYSTEMS_OF_ITS_OWN: Stage = Stage {
+    id: StageId::of("4.2"),
+    name: "filesystems of its own, the old root gone",
+    read: "chapter 4, Part 2: The filesystems the container sees",
+    check: filesystems_of_its_own,
+    without_root: WithoutRoot::All,
+};
 
 fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "ls", "-A", "/oldrootfs"])?;
@@ -554,6 +531,14 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
         "/dev is a tmpfs with the six devices (mknod) and /dev/pts and /dev/shm mounted",
     )
 }
+
+const FEWER_PRIVILEGES: Stage = Stage {
+    id: StageId::of("4.3"),
+    name: "a command with fewer privileges",
+    read: "chapter 4, Part 3: The command's privileges",
+    check: fewer_privileges,
+    without_root: WithoutRoot::AllBut("--user, which needs more than your own ID mapped"),
+};
 
 fn fewer_privileges(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/self/status"])?;
@@ -594,6 +579,14 @@ fn fewer_privileges(program: &Path) -> Result<(), Failure> {
     )
 }
 
+const NOTHING_OF_THE_CALLERS: Stage = Stage {
+    id: StageId::of("4.4"),
+    name: "nothing of the caller's: its files, its process group",
+    read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
+    check: nothing_of_the_callers,
+    without_root: WithoutRoot::All,
+};
+
 fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
     // The safety net keeps its report open as its fd 3: the program inherits it. The shell
     // lists its own, with no pipe of its own open meanwhile (a pipeline's would show).
@@ -611,6 +604,14 @@ fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
          container would signal whole: the new process must setpgid(0, 0) first",
     )
 }
+
+const HOST_PATHS_AND_LAYER: Stage = Stage {
+    id: StageId::of("4.5"),
+    name: "the host's paths hidden, rootfs/ never written",
+    read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
+    check: host_paths_and_layer,
+    without_root: WithoutRoot::All,
+};
 
 fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
     let script = "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l";
@@ -632,6 +633,14 @@ fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
          overlayfs with the rootfs as its lower layer and a tmpfs for its upper one",
     )
 }
+
+const SYSTEM_CALLS_REFUSED: Stage = Stage {
+    id: StageId::of("4.6"),
+    name: "the system calls Docker refuses, refused",
+    read: "chapter 4, Part 4: System calls",
+    check: system_calls_refused,
+    without_root: WithoutRoot::All,
+};
 
 fn system_calls_refused(program: &Path) -> Result<(), Failure> {
     let rootfs = common::attack_rootfs();
@@ -656,6 +665,17 @@ fn system_calls_refused(program: &Path) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- step 5
 
+/// Why step 5's stages need root: a cgroup of the net's own, for the step to make its own in.
+const A_CGROUP: &str = "a cgroup of its own, which only root can give the net";
+
+const LIMITS_ENFORCED: Stage = Stage {
+    id: StageId::of("5.1"),
+    name: "a cgroup with the limits",
+    read: "chapter 5, Move 1: make, and Move 2: limit",
+    check: limits_enforced,
+    without_root: WithoutRoot::None(A_CGROUP),
+};
+
 fn limits_enforced(program: &Path) -> Result<(), Failure> {
     let forks = "for i in $(seq 50); do sleep 3 & echo \"started $i\"; done";
     let ran = run(program, &["run", "--pids", "20", "sh", "-c", forks])?;
@@ -676,6 +696,14 @@ fn limits_enforced(program: &Path) -> Result<(), Failure> {
     )
 }
 
+const JOINS_ITS_CGROUP: Stage = Stage {
+    id: StageId::of("5.2"),
+    name: "the container joins its cgroup",
+    read: "chapter 5, Move 3: join",
+    check: joins_its_cgroup,
+    without_root: WithoutRoot::None(A_CGROUP),
+};
+
 fn joins_its_cgroup(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "--memory", "100m", "cat", "/proc/self/cgroup"])?;
     let line = ran.output().lines().find(|line| line.contains("memory") || line.starts_with("0::"));
@@ -693,6 +721,14 @@ fn joins_its_cgroup(program: &Path) -> Result<(), Failure> {
         ),
     )
 }
+
+const REPORT_AND_REMOVE: Stage = Stage {
+    id: StageId::of("5.3"),
+    name: "report the OOM kill, remove the cgroup",
+    read: "chapter 5, Move 4: report, and Move 5: remove",
+    check: report_and_remove,
+    without_root: WithoutRoot::None(A_CGROUP),
+};
 
 fn report_and_remove(program: &Path) -> Result<(), Failure> {
     let stress =

@@ -1,9 +1,11 @@
 //! What a learner writes, stage by stage: the new pieces of each step (their bodies are the
 //! skeleton's `todo!()`s), and the plausible mistakes that the stage checks must catch.
 
+use crate::workshop::StageId;
+
 /// A function of a step whose body the learner writes.
 pub struct Piece {
-    pub stage: &'static str,
+    pub stage: StageId,
     /// The file in `steps/stepN/`.
     pub file: &'static str,
     pub function: &'static str,
@@ -12,11 +14,6 @@ pub struct Piece {
 }
 
 impl Piece {
-    /// The step the piece belongs to: 3 for stage "3.2".
-    pub fn step(&self) -> u8 {
-        self.stage[..1].parse().unwrap()
-    }
-
     /// The `todo!()` message, which starts with the stage: "3.2: …".
     pub fn message(&self) -> String {
         format!("{}: {}", self.stage, self.todo)
@@ -26,14 +23,14 @@ impl Piece {
 /// Every piece, stage by stage, in the order a learner meets them.
 pub const PIECES: &[Piece] = &[
     Piece {
-        stage: "1.1",
+        stage: StageId::of("1.1"),
         file: "main.rs",
         function: "start_child",
         todo: "clone(2) a child, with SIGCHLD as its exit signal, that execs /proc/self/exe \
                child and the arguments after `run` (chapter 1, The diff: start_child)",
     },
     Piece {
-        stage: "1.2",
+        stage: StageId::of("1.2"),
         file: "main.rs",
         function: "child",
         todo: "become the command with std's Command::exec; if that returns, report the error \
@@ -41,34 +38,34 @@ pub const PIECES: &[Piece] = &[
                (chapter 1, The diff: child)",
     },
     Piece {
-        stage: "2.1",
+        stage: StageId::of("2.1"),
         file: "main.rs",
         function: "namespaces",
         todo: "return the five CLONE_NEW* flags: UTS, PID, mount, IPC and network \
                (chapter 2, The idea)",
     },
     Piece {
-        stage: "2.2",
+        stage: StageId::of("2.2"),
         file: "main.rs",
         function: "make_mounts_private",
         todo: "mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL), so that nothing the \
                container mounts reaches the host (chapter 2, Shared mounts)",
     },
     Piece {
-        stage: "2.3",
+        stage: StageId::of("2.3"),
         file: "main.rs",
         function: "set_hostname",
         todo: "sethostname(2) to --hostname (chapter 2, The diff: set_hostname)",
     },
     Piece {
-        stage: "2.3",
+        stage: StageId::of("2.3"),
         file: "main.rs",
         function: "bring_up_loopback",
         todo: "bring lo up: on any socket, ioctl SIOCSIFFLAGS with an ifreq naming lo with \
                IFF_UP (chapter 2, The diff: bring_up_loopback)",
     },
     Piece {
-        stage: "2.4",
+        stage: StageId::of("2.4"),
         file: "rootless.rs",
         function: "write_id_maps",
         todo: "rootless (no remap): write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" \
@@ -76,28 +73,28 @@ pub const PIECES: &[Piece] = &[
                --userns-remap FIRST: \"0 FIRST 65536\" to both maps (chapter 2, Without root)",
     },
     Piece {
-        stage: "3.1",
+        stage: StageId::of("3.1"),
         file: "main.rs",
         function: "check_rootfs",
         todo: "refuse a --rootfs that is no directory, or has no bin/sh, before anything is \
                made, with a suggestion (chapter 3, The diff: check_rootfs)",
     },
     Piece {
-        stage: "3.2",
+        stage: StageId::of("3.2"),
         file: "main.rs",
         function: "enter_rootfs",
         todo: "bind-mount the rootfs on itself, make rootfs/oldrootfs, pivot_root into the \
                rootfs with the old root there, then chdir(\"/\") (chapter 3, Why the bind mount)",
     },
     Piece {
-        stage: "4.1",
+        stage: StageId::of("4.1"),
         file: "init.rs",
         function: "block_signals",
         todo: "block the FORWARDED signals and SIGCHLD, and return them as a SigSet \
                (chapter 4, Part 1: PID 1 and signals)",
     },
     Piece {
-        stage: "4.1",
+        stage: StageId::of("4.1"),
         file: "init.rs",
         function: "supervise",
         todo: "reap every child that ends with waitpid(-1, WNOHANG | WUNTRACED), return pid's \
@@ -106,14 +103,14 @@ pub const PIECES: &[Piece] = &[
                (chapter 4, Part 1: PID 1 and signals)",
     },
     Piece {
-        stage: "4.1",
+        stage: StageId::of("4.1"),
         file: "init.rs",
         function: "start_command",
         todo: "fork(2); in the child, run become_command and exit with its status, never \
                returning (chapter 4, Part 1: PID 1 and signals)",
     },
     Piece {
-        stage: "4.1",
+        stage: StageId::of("4.1"),
         file: "init.rs",
         function: "die_with_runtime",
         todo: "close our copy of the pipe's write end, prctl(PR_SET_PDEATHSIG, SIGKILL), then \
@@ -121,21 +118,21 @@ pub const PIECES: &[Piece] = &[
                (chapter 4, Part 1: PID 1 and signals)",
     },
     Piece {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "enter_rootfs",
         todo: "with --writable, bind-mount the rootfs on itself and chdir into it, else \
                enter_a_layer_over it (chapter 4, Part 2: The code)",
     },
     Piece {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "drop_old_root",
         todo: "pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), chdir(\"/\") \
                (chapter 4, Part 2: The old root goes)",
     },
     Piece {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "mount_filesystems",
         todo: "mount proc, a read-only sys, dev with its devices, dev/pts, dev/shm and tmp, \
@@ -144,14 +141,14 @@ pub const PIECES: &[Piece] = &[
                (chapter 4, Part 2: The filesystems the container sees)",
     },
     Piece {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "make_read_only",
         todo: "bind-mount the path on itself, then remount it MS_RDONLY with its own flags \
                (chapter 4, Part 2: The host-wide parts of /proc)",
     },
     Piece {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "make_devices",
         todo: "mknod each of DEVICES in dev/, mode 0666 whatever the umask (in a user \
@@ -159,14 +156,14 @@ pub const PIECES: &[Piece] = &[
                (chapter 4, Part 2: The devices)",
     },
     Piece {
-        stage: "4.3",
+        stage: StageId::of("4.3"),
         file: "privileges.rs",
         function: "restrict",
         todo: "set the rlimits, drop the capabilities, switch the user, set no_new_privs: in \
                that order (chapter 4, Part 3: The command's privileges)",
     },
     Piece {
-        stage: "4.3",
+        stage: StageId::of("4.3"),
         file: "privileges.rs",
         function: "drop_capabilities",
         todo: "drop from the bounding set every capability this kernel knows but the kept \
@@ -174,28 +171,28 @@ pub const PIECES: &[Piece] = &[
                kept ones (chapter 4, Part 3: The capabilities dropped)",
     },
     Piece {
-        stage: "4.3",
+        stage: StageId::of("4.3"),
         file: "privileges.rs",
         function: "switch_user",
         todo: "setgroups([]), setgid, then setuid, in that order \
                (chapter 4, Part 3: Who the command runs as)",
     },
     Piece {
-        stage: "4.4",
+        stage: StageId::of("4.4"),
         file: "init.rs",
         function: "close_inherited_files",
         todo: "close every descriptor above 2 with close_range(3, ~0U, 0) (chapter 4, Part 4: \
                Inherited files)",
     },
     Piece {
-        stage: "4.4",
+        stage: StageId::of("4.4"),
         file: "init.rs",
         function: "own_process_group",
         todo: "setpgid(0, 0): a process group of the container's own \
                (chapter 4, Part 4: Signals and the terminal)",
     },
     Piece {
-        stage: "4.5",
+        stage: StageId::of("4.5"),
         file: "filesystems.rs",
         function: "protect_host_paths",
         todo: "make_read_only each of READ_ONLY that exists; hide each of MASKED that exists, \
@@ -203,7 +200,7 @@ pub const PIECES: &[Piece] = &[
                read-only for a file (chapter 4, Part 4: The host's paths)",
     },
     Piece {
-        stage: "4.5",
+        stage: StageId::of("4.5"),
         file: "filesystems.rs",
         function: "enter_a_layer_over",
         todo: "open the rootfs O_PATH, mount a tmpfs on it, make upper, work and root in it, \
@@ -211,7 +208,7 @@ pub const PIECES: &[Piece] = &[
                root (chapter 4, Part 4: A throwaway layer)",
     },
     Piece {
-        stage: "4.6",
+        stage: StageId::of("4.6"),
         file: "seccomp.rs",
         function: "docker_profile",
         todo: "the filter: kill a call of another architecture, check ioctl, clone, \
@@ -219,41 +216,41 @@ pub const PIECES: &[Piece] = &[
                allowed_ranges (chapter 4, Part 4: System calls)",
     },
     Piece {
-        stage: "4.6",
+        stage: StageId::of("4.6"),
         file: "seccomp.rs",
         function: "allowed_ranges",
         todo: "the calls of allowed.rs as sorted ranges of numbers, two jumps each, then the \
                verdicts EPERM and allow (chapter 4, Part 4: System calls)",
     },
     Piece {
-        stage: "5.1",
+        stage: StageId::of("5.1"),
         file: "cgroup.rs",
         function: "create_from",
         todo: "in each tree that trees::find gives, make byoc-<our pid> beneath parent_dir, \
                note it in the Cgroup, and write its limit_files (chapter 5, Move 1: make)",
     },
     Piece {
-        stage: "5.1",
+        stage: StageId::of("5.1"),
         file: "cgroup.rs",
         function: "limit_files",
         todo: "list the files that set the limits, in order: memory.max, memory.swap.max, \
                memory.oom.group, pids.max, cpu.max (chapter 5, Move 2: limit)",
     },
     Piece {
-        stage: "5.2",
+        stage: StageId::of("5.2"),
         file: "cgroup.rs",
         function: "join",
         todo: "write \"0\" into cgroup.procs of each directory (chapter 5, Move 3: join)",
     },
     Piece {
-        stage: "5.3",
+        stage: StageId::of("5.3"),
         file: "cgroup.rs",
         function: "oom_report",
         todo: "read the memory controller's events, and say whom the OOM killer killed \
                (chapter 5, Move 4: report)",
     },
     Piece {
-        stage: "5.3",
+        stage: StageId::of("5.3"),
         file: "cgroup.rs",
         function: "remove",
         todo: "rmdir each directory, then byoc if it is empty (chapter 5, Move 5: remove)",
@@ -263,7 +260,7 @@ pub const PIECES: &[Piece] = &[
 /// A plausible wrong solution of a stage: the reference with one edit, and what the stage's
 /// failure must say to point at it.
 pub struct Mistake {
-    pub stage: &'static str,
+    pub stage: StageId,
     pub what: &'static str,
     pub file: &'static str,
     pub function: &'static str,
@@ -280,7 +277,7 @@ pub const MISTAKES: &[Mistake] = &[
     // whatever clone said (exit_notify in the kernel): a race, that no check can catch every
     // time (6 of 20 runs found the child here).
     Mistake {
-        stage: "1.1",
+        stage: StageId::of("1.1"),
         what: "`run` handed on to the child among the command's arguments",
         file: "main.rs",
         function: "start_child",
@@ -289,7 +286,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "skip(2)",
     },
     Mistake {
-        stage: "1.2",
+        stage: StageId::of("1.2"),
         what: "the child starts the command and waits, instead of becoming it",
         file: "main.rs",
         function: "child",
@@ -298,7 +295,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "become the command",
     },
     Mistake {
-        stage: "2.1",
+        stage: StageId::of("2.1"),
         what: "CLONE_NEWUTS left out",
         file: "main.rs",
         function: "namespaces",
@@ -307,7 +304,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "renamed the host",
     },
     Mistake {
-        stage: "2.2",
+        stage: StageId::of("2.2"),
         what: "the mounts left shared",
         file: "main.rs",
         function: "make_mounts_private",
@@ -316,7 +313,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "private",
     },
     Mistake {
-        stage: "2.3",
+        stage: StageId::of("2.3"),
         what: "IFF_UP left out",
         file: "main.rs",
         function: "bring_up_loopback",
@@ -325,7 +322,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "IFF_UP",
     },
     Mistake {
-        stage: "2.4",
+        stage: StageId::of("2.4"),
         what: "setgroups not denied first",
         file: "rootless.rs",
         function: "write_id_maps",
@@ -334,7 +331,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "setgroups",
     },
     Mistake {
-        stage: "3.1",
+        stage: StageId::of("3.1"),
         what: "no check for bin/sh",
         file: "main.rs",
         function: "check_rootfs",
@@ -343,7 +340,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "bin/sh",
     },
     Mistake {
-        stage: "3.2",
+        stage: StageId::of("3.2"),
         what: "the bind mount left out",
         file: "main.rs",
         function: "enter_rootfs",
@@ -352,7 +349,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "bind-mount",
     },
     Mistake {
-        stage: "4.1",
+        stage: StageId::of("4.1"),
         what: "SIGCHLD not blocked",
         file: "init.rs",
         function: "block_signals",
@@ -361,7 +358,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "SIGCHLD",
     },
     Mistake {
-        stage: "4.2",
+        stage: StageId::of("4.2"),
         what: "the host-wide parts of /proc left writable",
         file: "filesystems.rs",
         function: "mount_filesystems",
@@ -370,7 +367,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "read-only",
     },
     Mistake {
-        stage: "4.3",
+        stage: StageId::of("4.3"),
         what: "the user switched before the capabilities are dropped",
         file: "privileges.rs",
         function: "restrict",
@@ -379,7 +376,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "before",
     },
     Mistake {
-        stage: "4.4",
+        stage: StageId::of("4.4"),
         what: "no process group of its own",
         file: "init.rs",
         function: "own_process_group",
@@ -388,7 +385,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "process group",
     },
     Mistake {
-        stage: "4.5",
+        stage: StageId::of("4.5"),
         what: "the masked files left out",
         file: "filesystems.rs",
         function: "protect_host_paths",
@@ -397,7 +394,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "MASKED",
     },
     Mistake {
-        stage: "4.6",
+        stage: StageId::of("4.6"),
         what: "clone3 refused with EPERM, as the other calls",
         file: "seccomp.rs",
         function: "docker_profile",
@@ -406,7 +403,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "ENOSYS",
     },
     Mistake {
-        stage: "5.1",
+        stage: StageId::of("5.1"),
         what: "pids.max not written",
         file: "cgroup.rs",
         function: "limit_files",
@@ -415,7 +412,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "pids.max",
     },
     Mistake {
-        stage: "5.2",
+        stage: StageId::of("5.2"),
         what: "the child never joins the cgroup",
         file: "cgroup.rs",
         function: "join",
@@ -424,7 +421,7 @@ pub const MISTAKES: &[Mistake] = &[
         says: "join",
     },
     Mistake {
-        stage: "5.3",
+        stage: StageId::of("5.3"),
         what: "the cgroup never removed",
         file: "cgroup.rs",
         function: "remove",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::workshop::checks::{self, Failure, WithoutRoot};
 use crate::workshop::exercises::PIECES;
-use crate::workshop::{self as ws};
+use crate::workshop::{self as ws, StageId};
 
 /// A learner's work: their steps, in `steps/yours/` of the checkout, built into `target/yours/`.
 pub struct Learner {
@@ -62,8 +62,19 @@ pub fn check_stage(
 const ROOTLESS: &str = "Without root: each stage runs your step as the root of a user namespace \
                         of your own, the safety net, with no cgroup (book: Workshop, Without root).";
 
-/// A program to check a stage with, and why it is not the learner's own, if it is not.
-type Plan = Vec<(u8, Vec<(&'static checks::Stage, PathBuf, Option<String>)>)>;
+/// What `check` checks of one step: its stages, each with the program to check it with.
+struct StepPlan {
+    step: u8,
+    stages: Vec<StagePlan>,
+}
+
+/// A stage, the program to check it with, and why that program is not all the learner's own,
+/// if it is not.
+struct StagePlan {
+    stage: &'static checks::Stage,
+    program: PathBuf,
+    lent: Option<String>,
+}
 
 impl Learner {
     /// The steps started, in order.
@@ -123,7 +134,7 @@ impl Learner {
         } else {
             let _ =
                 writeln!(out, "Each todo!() says what to write, and where the book explains it:");
-            for piece in PIECES.iter().filter(|piece| piece.step() == step) {
+            for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
                 let _ = writeln!(
                     out,
                     "  {}  {shown}/{}  fn {}",
@@ -140,7 +151,7 @@ impl Learner {
 
     /// Build the learner's steps and, for each stage whose later stages are still `todo!()`,
     /// the same code with those lent from the reference: the program to check each stage with.
-    fn build(&self, steps: &[u8]) -> Result<Plan, String> {
+    fn build(&self, steps: &[u8]) -> Result<Vec<StepPlan>, String> {
         self.write_manifest();
         ws::build(&self.yours, &self.target)
             .map_err(|error| format!("your code does not build:\n{error}"))?;
@@ -152,29 +163,32 @@ impl Learner {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
-                match ws::lend_later_pieces(&files, step, stage.id) {
+                match ws::lend_later_pieces(&files, stage.id) {
                     Some(lent) => {
-                        let name = format!("step{step}-lent-{}", stage.id.replace('.', "-"));
+                        let name = format!("step{step}-lent-{}", stage.id.dashed());
                         ws::write(&lent_dir.join(&name), &lent);
                         bins.push((name.clone(), name.clone()));
-                        let mut later: Vec<&str> = PIECES
+                        let mut later: Vec<StageId> = PIECES
                             .iter()
-                            .filter(|piece| piece.step() == step && piece.stage > stage.id)
+                            .filter(|piece| piece.stage.step == step && piece.stage > stage.id)
                             .map(|piece| piece.stage)
                             .collect();
                         later.dedup();
+                        let later: Vec<String> = later.iter().map(StageId::to_string).collect();
                         let note = format!(
                             "{} still todo!(): lent from the reference for this check",
                             later.join(", ")
                         );
-                        stages.push((stage, ws::bin(&self.target, &name), Some(note)));
+                        let program = ws::bin(&self.target, &name);
+                        stages.push(StagePlan { stage, program, lent: Some(note) });
                     }
                     None => {
-                        stages.push((stage, ws::bin(&self.target, &format!("step{step}")), None))
+                        let program = ws::bin(&self.target, &format!("step{step}"));
+                        stages.push(StagePlan { stage, program, lent: None });
                     }
                 }
             }
-            plan.push((step, stages));
+            plan.push(StepPlan { step, stages });
         }
         if !bins.is_empty() {
             fs::write(lent_dir.join("Cargo.toml"), ws::manifest("yours-lent", &bins, false))
@@ -189,9 +203,13 @@ impl Learner {
     /// Check the learner's steps (`what`: a step, a stage, or every step started), stage by
     /// stage, stopping at a step's first failure. True when every stage checked passes.
     pub fn check(&self, what: Option<&str>, out: &mut dyn Write) -> bool {
-        let (steps, only): (Vec<u8>, Option<&str>) = match what {
+        let (steps, only): (Vec<u8>, Option<StageId>) = match what {
             None => (self.started(), None),
-            Some(id) if id.contains('.') => (vec![id[..1].parse().unwrap_or(0)], Some(id)),
+            Some(id) if id.contains('.') => {
+                // A stage, N.K, of step N; what is no stage (3.x) matches none of its stages.
+                let step = id.split('.').next().unwrap_or_default().parse().unwrap_or(0);
+                (vec![step], Some(id.parse().unwrap_or(StageId::before_first(step))))
+            }
             Some(step) => (vec![step.parse().unwrap_or(0)], None),
         };
         if steps.is_empty() {
@@ -214,13 +232,13 @@ impl Learner {
             let _ = writeln!(out, "{ROOTLESS}");
         }
         let mut all_pass = true;
-        for (step, stages) in plan {
-            let stages: Vec<_> = stages
+        for StepPlan { step, stages } in plan {
+            let stages: Vec<StagePlan> = stages
                 .into_iter()
-                .filter(|(stage, _, _)| only.is_none_or(|id| stage.id == id))
+                .filter(|planned| only.is_none_or(|id| planned.stage.id == id))
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
-            for (stage, program, lent) in &stages {
+            for StagePlan { stage, program, lent } in &stages {
                 match check_stage(stage, program, lent.as_deref(), out) {
                     Verdict::Passed => passed += 1,
                     Verdict::NeedsRoot => need_root += 1,

@@ -2,6 +2,7 @@
 //! skeleton made from the reference, and `just check` judges it stage by stage with the same
 //! checks that `just test` runs on the reference steps.
 //!
+//! - `stage_id.rs`: a stage's identity, `N.K`, as a learner types it and as the checks compare it;
 //! - `exercises.rs`: the pieces a learner writes, stage by stage, and plausible mistakes;
 //! - `source.rs`: cutting and filling Rust functions, to make skeletons and variants;
 //! - `checks.rs`: the stages and their checks;
@@ -15,6 +16,7 @@ pub mod exercises;
 pub mod learner;
 pub mod net;
 pub mod source;
+pub mod stage_id;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,6 +26,7 @@ use std::process::Command;
 
 use crate::common::PROJECT;
 use exercises::{Mistake, PIECES};
+pub use stage_id::StageId;
 
 /// A step's source files, by their path in the step's directory: `main.rs`, `cgroup/trees.rs`.
 pub type Files = BTreeMap<String, String>;
@@ -51,7 +54,7 @@ pub fn without_anchors(text: &str) -> String {
 pub fn skeleton(step: u8) -> Files {
     let mut files: Files =
         reference(step).into_iter().map(|(name, text)| (name, without_anchors(&text))).collect();
-    for piece in PIECES.iter().filter(|piece| piece.step() == step) {
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
         let text = &files[piece.file];
         let todo = source::todo_body(text, piece.function, &piece.message())
             .unwrap_or_else(|| panic!("no fn {} in step {step}'s {}", piece.function, piece.file));
@@ -74,14 +77,16 @@ fn still_todo(text: &str, piece: &exercises::Piece) -> bool {
     now.is_some() && now == todo
 }
 
-/// `files`, a learner's step `step`, with each piece of a stage after `after` that is still
-/// its `todo!()` replaced by the reference's body: what `just check` runs to judge stage
-/// `after` while later stages are still to write. `None` when nothing is lent.
-pub fn lend_later_pieces(files: &Files, step: u8, after: &str) -> Option<Files> {
-    let reference = reference(step);
+/// `files`, a learner's step `after.step`, with each piece of a stage after `after` that is
+/// still its `todo!()` replaced by the reference's body: what `just check` runs to judge stage
+/// `after` while later stages are still to write (after `StageId::before_first`, every piece).
+/// `None` when nothing is lent.
+pub fn lend_later_pieces(files: &Files, after: StageId) -> Option<Files> {
+    let reference = reference(after.step);
     let mut lent = files.clone();
     let mut any = false;
-    for piece in PIECES.iter().filter(|piece| piece.step() == step && piece.stage > after) {
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == after.step && piece.stage > after)
+    {
         let Some(text) = lent.get(piece.file) else { continue };
         if still_todo(text, piece) {
             let theirs = &reference[piece.file];
@@ -96,8 +101,7 @@ pub fn lend_later_pieces(files: &Files, step: u8, after: &str) -> Option<Files> 
 
 /// The reference step, with `mistake` made in it.
 pub fn with_mistake(mistake: &Mistake) -> Files {
-    let step: u8 = mistake.stage[..1].parse().unwrap();
-    let mut files = reference(step);
+    let mut files = reference(mistake.stage.step);
     let text = &files[mistake.file];
     let range = source::body(text, mistake.function).expect("the mistake's function");
     let body = &text[range.clone()];
