@@ -191,9 +191,9 @@ const EXAMPLES: [Example; 10] = [
     },
     Example {
         snapshot: "run__step4_verbose",
-        redacted: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid([PID]), 0)",
-        shown: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(4242), 0)",
-        changed: "=> waitpid(-1, WNOHANG|WUNTRACED) = Exited(Pid(42), 0)",
+        redacted: "=> waitpid([PID], 0) = Exited(Pid([PID]), 0)",
+        shown: "=> waitpid([PID], 0) = Exited(Pid(4242), 0)",
+        changed: "=> waitpid([PID], 0) = Exited(Pid(42), 0)",
     },
     Example {
         snapshot: "rootless__step2_verbose",
@@ -243,9 +243,9 @@ const EXAMPLES: [Example; 10] = [
     },
     Example {
         snapshot: "environment__step4_mounts",
-        redacted: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime)",
-        shown: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,inode64)",
-        changed: "tmpfs on /tmp type tmpfs (rw,nodev,relatime,inode64)",
+        redacted: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,size=262144k,nr_inodes=65536)",
+        shown: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,size=262144k,nr_inodes=65536,inode64)",
+        changed: "tmpfs on /tmp type tmpfs (rw,nodev,relatime,size=262144k,nr_inodes=65536,inode64)",
     },
 ];
 

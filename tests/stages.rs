@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use common::{HostState, STEPS};
 use workshop::StageId;
 use workshop::checks::{Failure, STAGES, Stage};
-use workshop::exercises::{MISTAKES, PIECES};
+use workshop::exercises::{MISTAKES, Mistake, PIECES};
 
 /// The reference program of the step of stage `id`.
 fn reference(id: StageId) -> &'static str {
@@ -41,6 +41,17 @@ fn skeleton_at(id: StageId) -> workshop::Files {
     files
 }
 
+/// The variant of the reference with `mistake` made in it: `mistake-3-2-1` for stage 3.2's
+/// first.
+fn mistake_name(mistake: &Mistake) -> String {
+    let of_its_stage = MISTAKES.iter().filter(|other| other.stage == mistake.stage);
+    let same = |other: &&Mistake| {
+        (other.file, other.from, other.to) == (mistake.file, mistake.from, mistake.to)
+    };
+    let n = 1 + of_its_stage.take_while(|other| !same(other)).count();
+    format!("mistake-{}-{n}", mistake.stage.dashed())
+}
+
 /// The skeletons at each stage and the mistakes, built once into target/workshop: the bin
 /// for a name, such as `skeleton-3-1`.
 fn variant(name: &str) -> PathBuf {
@@ -56,10 +67,7 @@ fn variant(name: &str) -> PathBuf {
             bins.push((format!("skeleton-{}", stage.id.dashed()), skeleton_at(stage.id)));
         }
         for mistake in MISTAKES {
-            bins.push((
-                format!("mistake-{}", mistake.stage.dashed()),
-                workshop::with_mistake(mistake),
-            ));
+            bins.push((mistake_name(mistake), workshop::with_mistake(mistake)));
         }
         for (name, files) in &bins {
             workshop::write(&sources.join(name), files);
@@ -107,7 +115,7 @@ fn rootfs_ready() {
 /// Stage `stage`'s check of the variant `name`, which must fail it (`why` if it passes), and
 /// leave the host as it was.
 fn failure_of(stage: &Stage, name: &str, why: &str) -> Failure {
-    let program = variant(&format!("{name}-{}", stage.id.dashed()));
+    let program = variant(name);
     let host = HostState::now();
     let failure = (stage.check)(&program).expect_err(why);
     host.assert_unchanged(&stage.id.to_string());
@@ -118,8 +126,8 @@ fn failure_of(stage: &Stage, name: &str, why: &str) -> Failure {
 fn the_skeleton_fails_each_stage_with_its_own_todo() {
     rootfs_ready();
     for stage in STAGES {
-        let failure =
-            failure_of(stage, "skeleton", &format!("the skeleton passes stage {}", stage.id));
+        let name = format!("skeleton-{}", stage.id.dashed());
+        let failure = failure_of(stage, &name, &format!("the skeleton passes stage {}", stage.id));
         let own = format!("not yet implemented: {}: ", stage.id);
         assert!(
             failure.saw.contains(&own),
@@ -136,7 +144,7 @@ fn every_plausible_mistake_fails_its_stage_and_is_named() {
     for mistake in MISTAKES {
         let stage = STAGES.iter().find(|stage| stage.id == mistake.stage).unwrap();
         let why = format!("stage {} misses: {}", stage.id, mistake.what);
-        let failure = failure_of(stage, "mistake", &why);
+        let failure = failure_of(stage, &mistake_name(mistake), &why);
         assert!(
             failure.hint.contains(mistake.says) || failure.saw.contains(mistake.says),
             "stage {}, {}: the message does not say {:?}:\n{}",
@@ -270,7 +278,7 @@ fn without_root_the_checks_still_judge() {
         .iter()
         .filter(|mistake| mistake.stage != StageId::of("4.3") && mistake.stage.step < 5);
     for mistake in caught {
-        let program = variant(&format!("mistake-{}", mistake.stage.dashed()));
+        let program = variant(&mistake_name(mistake));
         runs.push((mistake.stage, program, "✘ "));
     }
     let checks: Vec<String> =
@@ -316,7 +324,8 @@ fn the_narration_shows_the_planted_mistakes() {
     ];
     for (stage, right, wrong) in cases {
         let stage = StageId::of(stage);
-        let mistake = variant(&format!("mistake-{}", stage.dashed()));
+        let first = MISTAKES.iter().find(|mistake| mistake.stage == stage).unwrap();
+        let mistake = variant(&mistake_name(first));
         for (program, shown, hidden) in
             [(Path::new(reference(stage)), right, wrong), (mistake.as_path(), wrong, right)]
         {

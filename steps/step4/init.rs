@@ -4,14 +4,12 @@
 //! In steps 2 and 3 the command was PID 1 of its namespace, with PID 1's duties
 //! and none of the code for them. Now our own program stays PID 1, as tini and
 //! `docker run --init` do: it starts the command as PID 2, reaps every process
-//! that ends, and passes signals on. The runtime on the host runs the same loop
-//! for its one child, and the container dies with the runtime. The container
-//! has a process group of its own, which the runtime makes the terminal's
-//! foreground while it runs and gives back after: a signal sent from inside
-//! reaches only the container.
+//! that ends, and passes signals on. The runtime on the host passes signals on
+//! to init (part 5's relay), and the container dies with the runtime. The
+//! container has a session of its own: a signal sent from inside reaches only
+//! the container.
 
 use std::fs::File;
-use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
@@ -20,13 +18,11 @@ use nix::libc;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{
-    ForkResult, Pid, close, fork, getpgid, getpgrp, read, setpgid, tcgetpgrp, tcsetpgrp,
-};
+use nix::unistd::{ForkResult, Pid, close, fork, getpgid, read, setsid, tcgetpgrp};
 
 use crate::narrate::{self, Show, narrate};
+use crate::stdio::CONTROL;
 // ANCHOR_END: head
 
 // ANCHOR: FORWARDED
@@ -57,8 +53,8 @@ pub fn block_signals() -> Result<SigSet> {
 // ANCHOR: supervise
 /// Wait for `pid` to end and return its status, doing PID 1's duties meanwhile:
 /// reap every child that ends (orphans in the container become ours), and pass
-/// the forwarded signals on to `pid`. The runtime on the host runs this same
-/// loop for its one child, our init.
+/// the forwarded signals on to `pid`. (The runtime on the host does the same
+/// for its one child, our init, in part 5's `stdio::relay`.)
 pub fn supervise(pid: Pid, signals: &SigSet) -> Result<WaitStatus> {
     let queue = SignalFd::new(signals).wrap_err("cannot read signals")?;
     loop {
@@ -96,8 +92,8 @@ pub fn supervise(pid: Pid, signals: &SigSet) -> Result<WaitStatus> {
     }
 }
 
-/// Whether `pid` is in the foreground process group of our terminal, if we
-/// have one: the group that the terminal's keys signal.
+/// Whether `pid` is in the foreground process group of our terminal, the
+/// container's own (part 5), if it has one: the group that its keys signal.
 fn in_the_foreground(pid: Pid) -> bool {
     let Ok(terminal) = File::open("/dev/tty") else { return false };
     tcgetpgrp(&terminal).is_ok_and(|group| getpgid(Some(pid)) == Ok(group))
@@ -151,11 +147,11 @@ pub fn die_with_runtime(alive: &OwnedFd, runtime: &OwnedFd) -> Result<()> {
 /// A process inherits every open file of its parent, and so our init inherits
 /// the caller's: a directory the caller opened (`exec 7</tmp`) would be the
 /// host's /tmp in the container, at /proc/self/fd/7. Init closes every
-/// descriptor above 2 before anything else, as runc closes them
-/// (CVE-2024-21626 came through one it missed): the command, which init forks,
-/// then has none either.
+/// descriptor above the runtime's control socket (3, part 5) before anything
+/// else, as runc closes them (CVE-2024-21626 came through one it missed): the
+/// command, which init forks, then has none either.
 pub fn close_inherited_files() -> Result<()> {
-    let (first, last, flags) = (3, libc::c_uint::MAX, 0);
+    let (first, last, flags) = (CONTROL as libc::c_uint + 1, libc::c_uint::MAX, 0);
     let call = narrate::Call::new("close_range", vec![first.show(), last.show(), flags.show()]);
     // SAFETY: close_range takes plain numbers, and closes only our own descriptors,
     // of which the program holds none yet.
@@ -168,7 +164,7 @@ pub fn close_inherited_files() -> Result<()> {
             let open = std::fs::read_dir("/proc/self/fd").wrap_err("cannot list /proc/self/fd")?;
             let fds: Vec<i32> =
                 open.flatten().filter_map(|fd| fd.file_name().to_str()?.parse().ok()).collect();
-            for fd in fds.into_iter().filter(|&fd| fd > 2) {
+            for fd in fds.into_iter().filter(|&fd| fd > CONTROL) {
                 let _ = close(fd); // read_dir's own is closed already: EBADF
             }
             Ok(())
@@ -178,63 +174,14 @@ pub fn close_inherited_files() -> Result<()> {
 }
 // ANCHOR_END: close_inherited_files
 
-// ANCHOR: own_process_group
-/// In the new process, too: leave the caller's process group for one of our
-/// own. A process group is what kill(0) signals, and what a terminal's Ctrl-C
-/// is sent to: the caller's group holds the shell or script that started us,
-/// which a `kill -KILL 0` in the container would otherwise kill.
-pub fn own_process_group() -> Result<()> {
-    let ourselves = Pid::from_raw(0);
-    narrate!(setpgid(ourselves, ourselves)).wrap_err("cannot make a process group")
+// ANCHOR: own_session
+/// In the new process, too: leave the caller's session, and its process group,
+/// for a session of our own (setsid), as a terminal's login does. A process
+/// group is what kill(0) signals, and what a terminal's Ctrl-C is sent to: the
+/// caller's holds the shell or script that started us, which a `kill -KILL 0`
+/// in the container would otherwise kill. And a session is what a terminal
+/// belongs to: ours will have the container's own terminal, if any (part 5).
+pub fn own_session() -> Result<()> {
+    narrate!(setsid()).wrap_err("cannot make a session").map(drop)
 }
-// ANCHOR_END: own_process_group
-
-// ANCHOR: Terminal
-/// The terminal we were started on, while the container has it: its settings
-/// and foreground process group as they were, to give back on every way out.
-pub struct Terminal {
-    terminal: File,
-    settings: Termios,
-    foreground: Pid,
-}
-
-impl Terminal {
-    /// Our terminal (/dev/tty), if stdin, stdout or stderr is on it and we
-    /// are its foreground: a shell's job that runs in the background, or a run
-    /// with all three redirected, must leave it alone. Its settings are saved.
-    pub fn take() -> Option<Terminal> {
-        let on_it =
-            [io::stdin().is_terminal(), io::stdout().is_terminal(), io::stderr().is_terminal()];
-        let terminal = File::options().read(true).write(true).open("/dev/tty").ok()?;
-        if !on_it.contains(&true) || tcgetpgrp(&terminal).ok()? != getpgrp() {
-            return None;
-        }
-        let settings = tcgetattr(&terminal).ok()?;
-        Some(Terminal { terminal, settings, foreground: getpgrp() })
-    }
-
-    /// Make the container's process group, `child`'s, the foreground: Ctrl-C,
-    /// Ctrl-Z and the job control of a shell in the container go to it.
-    pub fn give_to(&self, child: Pid) -> Result<()> {
-        // The child makes its group itself; whichever of us comes first makes it.
-        let _ = setpgid(child, child);
-        narrate!(tcsetpgrp(&self.terminal, child))
-            .wrap_err("cannot give the terminal to the container")
-    }
-}
-
-/// Give the terminal back as it was: its settings, which a program in the
-/// container may have changed, and our process group as its foreground.
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        // We are in the background now, and the kernel stops a background
-        // process that changes its terminal (SIGTTOU) unless it blocks that.
-        let mut ttou = SigSet::empty();
-        ttou.add(Signal::SIGTTOU);
-        let _ = ttou.thread_block();
-        let _ = tcsetpgrp(&self.terminal, self.foreground);
-        let _ = tcsetattr(&self.terminal, SetArg::TCSADRAIN, &self.settings);
-        let _ = ttou.thread_unblock();
-    }
-}
-// ANCHOR_END: Terminal
+// ANCHOR_END: own_session

@@ -10,7 +10,7 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr};
@@ -32,13 +32,14 @@ use crate::narrate::{self, Show, narrate};
 /// can still see the host's /proc, /sys and /dev: in a user namespace, the
 /// kernel lets us mount a proc or a sysfs only where we can already see one
 /// whole (book: chapter 4, "the old root goes").
-pub fn enter_rootfs(rootfs: &Path, writable: bool) -> Result<()> {
+pub fn enter_rootfs(rootfs: &Path, writable: bool, size: u64) -> Result<()> {
     if !writable {
-        return enter_a_layer_over(rootfs);
+        return enter_a_layer_over(rootfs, size);
     }
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
     narrate!(mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>))
         .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
+    remount(rootfs, MsFlags::MS_NODEV)?;
     narrate!(chdir(rootfs)).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"))
 }
 // ANCHOR_END: enter_rootfs
@@ -68,23 +69,27 @@ pub fn drop_old_root(rootfs: &Path) -> Result<()> {
 /// from the same rootfs/, and no file the container makes, a set-user-ID
 /// program say, is left on the host. The tmpfs for the upper layer goes over
 /// the rootfs's own path, in this mount namespace only; the rootfs stays
-/// reachable through a descriptor opened first. Where overlayfs refuses (it
-/// stacks two deep at most: a checkout in a container's overlay is one), the
-/// rootfs is mounted read-only instead, with the same effect but for writes.
-fn enter_a_layer_over(rootfs: &Path) -> Result<()> {
+/// reachable through a descriptor opened first. The tmpfs holds `size` bytes at
+/// most (`--tmpfs-size`), in memory that belongs to no process: step 5's memory
+/// limit counts it, nothing else would. Where overlayfs refuses (it stacks two
+/// deep at most: a checkout in a container's overlay is one), the rootfs is
+/// mounted read-only instead, with the same effect but for writes. Each way,
+/// the rootfs is mounted nodev: a device file in it opens nothing.
+fn enter_a_layer_over(rootfs: &Path, size: u64) -> Result<()> {
     let path = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let lower = narrate!(open(rootfs, path, Mode::empty()))
         .wrap_err_with(|| format!("cannot open {rootfs:?}"))?;
     let here = open(".", path, Mode::empty()).wrap_err("cannot open the current directory")?;
-    mount_fs("tmpfs", &rootfs.to_string_lossy(), MsFlags::empty(), "mode=755")?;
+    let options = format!("mode=755,{}", tmpfs_size(size));
+    mount_fs("tmpfs", &rootfs.to_string_lossy(), MsFlags::MS_NODEV, &options)?;
     narrate!(chdir(rootfs)).wrap_err("cannot chdir to the layer's tmpfs")?;
     for dir in ["upper", "work", "root"] {
         fs::create_dir(dir).wrap_err_with(|| format!("cannot make {dir} in the layer's tmpfs"))?;
     }
     let options =
         format!("lowerdir=/proc/self/fd/{},upperdir=upper,workdir=work", lower.as_raw_fd());
-    let (overlay, layer, no_flags) = (Some("overlay"), "root", MsFlags::empty());
-    match narrate!(mount(overlay, layer, overlay, no_flags, Some(options.as_str()))) {
+    let (overlay, layer, nodev) = (Some("overlay"), "root", MsFlags::MS_NODEV);
+    match narrate!(mount(overlay, layer, overlay, nodev, Some(options.as_str()))) {
         Ok(()) => {}
         Err(error @ (Errno::EINVAL | Errno::ENODEV | Errno::EPERM)) => {
             eprintln!(
@@ -96,7 +101,7 @@ fn enter_a_layer_over(rootfs: &Path) -> Result<()> {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
             narrate!(mount(Some(rootfs), rootfs, None::<&str>, flags, None::<&str>))
                 .wrap_err_with(|| format!("cannot bind-mount {rootfs:?} on itself"))?;
-            remount_read_only(rootfs)?;
+            remount(rootfs, MsFlags::MS_RDONLY | MsFlags::MS_NODEV)?;
             return narrate!(chdir(rootfs)).wrap_err_with(|| format!("cannot chdir to {rootfs:?}"));
         }
         Err(error) => {
@@ -114,7 +119,7 @@ fn enter_a_layer_over(rootfs: &Path) -> Result<()> {
 /// nosuid, nodev and noexec where it can be (book: chapter 4, "mounts"). Last,
 /// the parts of /proc and /sys that are the host's are protected. All of it
 /// in the new root, which is the directory we are in: the paths are relative.
-pub fn mount_filesystems() -> Result<()> {
+pub fn mount_filesystems(size: u64) -> Result<()> {
     let (nosuid, nodev, noexec) = (MsFlags::MS_NOSUID, MsFlags::MS_NODEV, MsFlags::MS_NOEXEC);
     mount_fs("proc", "proc", nosuid | nodev | noexec, "")?;
     mount_fs("sysfs", "sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "")?;
@@ -122,7 +127,7 @@ pub fn mount_filesystems() -> Result<()> {
     make_devices()?;
     mount_fs("devpts", "dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620")?;
     mount_fs("tmpfs", "dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k")?;
-    mount_fs("tmpfs", "tmp", nosuid | nodev, "mode=1777")?;
+    mount_fs("tmpfs", "tmp", nosuid | nodev, &format!("mode=1777,{}", tmpfs_size(size)))?;
     protect_host_paths()
 }
 // ANCHOR_END: mount_filesystems
@@ -134,6 +139,30 @@ fn mount_fs(fstype: &str, target: &str, flags: MsFlags, options: &str) -> Result
         .wrap_err_with(|| format!("cannot create the mount point {target}"))?;
     narrate!(mount(Some(fstype), target, Some(fstype), flags, Some(options)))
         .wrap_err_with(|| format!("cannot mount {fstype} on {target}"))
+}
+
+/// tmpfs's options for at most `bytes` bytes, and a file per 4 KiB of them:
+/// each file costs kernel memory that `size` does not count.
+fn tmpfs_size(bytes: u64) -> String {
+    format!("size={bytes},nr_inodes={}", (bytes / 4096).max(64))
+}
+
+/// clap's parser for a size, such as `--tmpfs-size 64m`: bytes, or a number
+/// with k, m or g (1024-based).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, unit) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    match number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
+        Some(bytes) if bytes > 0 => Ok(bytes),
+        _ => Err(format!(
+            "invalid size {text:?}: expected bytes or a number with k, m or g, like 100m"
+        )),
+    }
 }
 // ANCHOR_END: mount_fs
 
@@ -154,9 +183,10 @@ const READ_ONLY: [(&str, &str); 5] = [
 /// What the container may not even read: the host's, and no program's
 /// business. Each is hidden, as Docker hides them, behind an empty read-only
 /// tmpfs for a directory, or /dev/null for a file. (path, what it shows or does)
-const MASKED: [(&str, &str); 11] = [
+const MASKED: [(&str, &str); 12] = [
     ("/proc/acpi", "the host's power management, some of it writable"),
     ("/proc/asound", "the host's sound cards"),
+    ("/proc/interrupts", "the host's interrupts, CPU by CPU: when its devices are busy"),
     ("/proc/kcore", "the host's memory, as a core file"),
     ("/proc/keys", "the kernel's keyrings, every user's on the host"),
     ("/proc/latency_stats", "what the host's processes wait for"),
@@ -195,7 +225,34 @@ fn protect_host_paths() -> Result<()> {
             remount_read_only(path)?;
         }
     }
+    // And one directory per CPU, as Docker hides them: how often each ran too hot.
+    for path in thermal_throttle_dirs() {
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let why = "hidden: how hot the host's CPU runs, which betrays what it computes";
+        narrate!(mount(Some("tmpfs"), path.as_path(), Some("tmpfs"), flags, Some("mode=755")), because why)
+            .wrap_err_with(|| format!("cannot hide {path:?}"))?;
+    }
     Ok(())
+}
+
+/// sys/devices/system/cpu/cpuN/thermal_throttle, each this kernel has (Intel
+/// CPUs' thermal events), in the new root.
+fn thermal_throttle_dirs() -> Vec<PathBuf> {
+    let cpus = Path::new("sys/devices/system/cpu");
+    let Ok(entries) = fs::read_dir(cpus) else { return Vec::new() };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let number = name.to_str().and_then(|name| name.strip_prefix("cpu"));
+            number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|entry| entry.path().join("thermal_throttle"))
+        .filter(|dir| dir.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 /// "/proc/kcore" in the new root, which is the directory we are in.
@@ -219,9 +276,14 @@ fn make_read_only(path: &Path, why: &str) -> Result<()> {
 
 /// Remount the bind mount at `path` read-only, with its own flags.
 fn remount_read_only(path: &Path) -> Result<()> {
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | own_flags(path)?;
+    remount(path, MsFlags::MS_RDONLY)
+}
+
+/// Remount the bind mount at `path` with `flags` added to its own.
+fn remount(path: &Path, flags: MsFlags) -> Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | own_flags(path)?;
     narrate!(mount(None::<&str>, path, None::<&str>, flags, None::<&str>))
-        .wrap_err_with(|| format!("cannot make {path:?} read-only"))
+        .wrap_err_with(|| format!("cannot remount {path:?} with {flags:?}"))
 }
 
 /// The nosuid, nodev and noexec flags of the mount that `path` is on.

@@ -1,7 +1,8 @@
 // ANCHOR: all
 //! What `--memory`, `--pids` and `--cpus` mean (book: chapter 5): the parsers
 //! that clap calls while it reads the command line, so that a limit that makes
-//! no sense is a usage error, status 2, before anything starts.
+//! no sense is a usage error, status 2, before anything starts. `--memory` takes
+//! a size as `--tmpfs-size` does: `filesystems::parse_size` reads both.
 
 /// The limits asked for on the command line; `None` means "no limit".
 #[derive(Debug, Clone, Copy, Default)]
@@ -9,23 +10,6 @@ pub struct Limits {
     pub memory: Option<u64>,
     pub pids: Option<u64>,
     pub cpus: Option<f64>,
-}
-
-/// A memory size: bytes, or a number with k, m or g (1024-based).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (number, unit) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
-    match number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
-        Some(bytes) if bytes > 0 => Ok(bytes),
-        _ => Err(format!(
-            "invalid size {text:?}: expected bytes or a number with k, m or g, like 100m"
-        )),
-    }
 }
 
 /// A number of CPUs: 0.5 means half of one CPU's time.

@@ -15,13 +15,14 @@ mod narrate;
 mod privileges;
 mod rootless;
 mod seccomp;
+mod stdio;
 
 // ANCHOR: use
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read};
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -31,7 +32,8 @@ use clap::{Args, Parser, Subcommand};
 use color_eyre::Section;
 use color_eyre::config::{HookBuilder, Theme};
 use color_eyre::eyre::{Report, Result, WrapErr, eyre};
-use limits::{Limits, parse_cpus, parse_pids, parse_size};
+use filesystems::parse_size;
+use limits::{Limits, parse_cpus, parse_pids};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
@@ -66,7 +68,14 @@ enum Role {
     Run(Container),
     /// What runs inside the container: `run` starts it as `/proc/self/exe child …`
     #[command(hide = true)]
-    Child(Container),
+    Child {
+        /// Which of stdin, stdout and stderr are on the caller's terminal: the
+        /// container's own terminal goes there (stdio.rs)
+        #[arg(long, value_delimiter = ',')]
+        console: Vec<RawFd>,
+        #[command(flatten)]
+        container: Container,
+    },
 }
 // ANCHOR_END: Role
 
@@ -94,6 +103,11 @@ struct Container {
     /// Write to rootfs/ itself, as step 3 does [default: to a layer thrown away after]
     #[arg(long)]
     writable: bool,
+
+    /// The most the container may write to its layer over rootfs/, and to /tmp,
+    /// each: bytes, or a number with k, m or g; held in memory
+    #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = parse_size)]
+    tmpfs_size: u64,
 
     /// Run the command as this user: NAME or UID, then :GROUP or :GID if you like
     #[arg(long, default_value = "root")]
@@ -140,12 +154,12 @@ fn main() -> ExitCode {
         .theme(theme)
         .install()
         .expect("the error report is installed once");
-    let (Role::Run(container) | Role::Child(container)) = &cli.role;
+    let (Role::Run(container) | Role::Child { container, .. }) = &cli.role;
     narrate::set_verbose(container.verbose);
 
     let result = match &cli.role {
         Role::Run(container) => parent(container),
-        Role::Child(container) => child(container),
+        Role::Child { console, container } => child(container, console),
     };
     result.unwrap_or_else(|report| {
         eprintln!("Error: {report:?}");
@@ -167,13 +181,11 @@ fn parent(container: &Container) -> Result<ExitCode> {
     let limits = Limits { memory: container.memory, pids: container.pids, cpus: container.cpus };
     // Dropped on every way out of here, errors included, it removes the cgroup.
     let mut cgroup = Cgroup::create(&limits, container.cgroup_parent.as_deref(), rootless)?;
-    // Dropped on every way out of here, it gives the terminal back as it was.
-    let terminal = init::Terminal::take();
-    let child = start_child(container, user_namespace, &cgroup)?;
-    if let Some(terminal) = &terminal {
-        terminal.give_to(child)?;
-    }
-    let status = init::supervise(child, &signals).inspect_err(|_| {
+    // The container's stdin, stdout and stderr, and the runtime's ends of them
+    // (chapter 4, part 5): dropped on every way out of here, they give the terminal back.
+    let (theirs, ours) = stdio::prepare()?;
+    let child = start_child(container, user_namespace, &cgroup, theirs)?;
+    let status = stdio::relay(child, &signals, ours).inspect_err(|_| {
         // The cgroup goes only once the container is gone. Our child is not reaped yet, so
         // its PID cannot be another's: SIGKILL it, and the kernel ends its PID namespace.
         let _ = kill(child, Signal::SIGKILL);
@@ -190,8 +202,14 @@ fn parent(container: &Container) -> Result<ExitCode> {
 
 // ANCHOR: start_child
 /// clone(2) a new process that joins the container's cgroup, then re-executes
-/// this program as `child`, once its IDs are mapped if it has a user namespace.
-fn start_child(container: &Container, user_namespace: bool, cgroup: &Cgroup) -> Result<Pid> {
+/// this program as `child`, once its IDs are mapped if it has a user namespace,
+/// with `theirs` as its stdio.
+fn start_child(
+    container: &Container,
+    user_namespace: bool,
+    cgroup: &Cgroup,
+    theirs: stdio::Theirs,
+) -> Result<Pid> {
     let mut flags = namespaces();
     if user_namespace {
         // The kernel makes the user namespace first, and it owns the others.
@@ -203,9 +221,9 @@ fn start_child(container: &Container, user_namespace: bool, cgroup: &Cgroup) -> 
     // The child reads this pipe to learn that the runtime is alive (init::die_with_runtime).
     let (alive, runtime) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).wrap_err("cannot make a pipe")?;
-    let cgroup = cgroup.dirs().to_vec();
-    let start =
-        Start { wait, go, alive, runtime, cgroup, remap: container.userns_remap, argv: argv() };
+    let (cgroup, remap) = (cgroup.dirs().to_vec(), container.userns_remap);
+    let argv = argv(&theirs.console);
+    let start = Start { wait, go, alive, runtime, theirs, cgroup, remap, argv };
 
     let exit_signal = Signal::SIGCHLD;
     let clone_call = narrate::Call::new("clone", vec![clone_flags(flags, exit_signal)]);
@@ -253,11 +271,16 @@ fn start_child(container: &Container, user_namespace: bool, cgroup: &Cgroup) -> 
     })
 }
 
-/// `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we parsed.
-fn argv() -> Vec<CString> {
-    ["/proc/self/exe".to_string(), "child".to_string()]
-        .into_iter()
-        .chain(std::env::args().skip(2))
+/// `run ARGS…` becomes `/proc/self/exe child ARGS…`: the child parses what we
+/// parsed. With `--console 0,1,2` before them, when streams are on the caller's terminal.
+fn argv(console: &[RawFd]) -> Vec<CString> {
+    let mut argv = vec!["/proc/self/exe".to_string(), "child".to_string()];
+    if !console.is_empty() {
+        let streams: Vec<String> = console.iter().map(RawFd::to_string).collect();
+        argv.extend(["--console".to_string(), streams.join(",")]);
+    }
+    argv.extend(std::env::args().skip(2));
+    argv.into_iter()
         .map(|arg| CString::new(arg).expect("arguments from the command line hold no NUL"))
         .collect()
 }
@@ -277,7 +300,8 @@ fn only_one_thread() -> Result<()> {
 // ANCHOR_END: only_one_thread
 
 // ANCHOR: new_process
-/// What the new process is given: the ends of two pipes, and what to become.
+/// What the new process is given: the ends of two pipes, its stdio, and what
+/// to become.
 struct Start {
     /// Read until the runtime says go; `go` is the runtime's end.
     wait: OwnedFd,
@@ -285,6 +309,8 @@ struct Start {
     /// Read to learn that the runtime lives; `runtime` is the runtime's end.
     alive: OwnedFd,
     runtime: OwnedFd,
+    /// What become its stdin, stdout and stderr, and descriptor 3 (chapter 4, part 5).
+    theirs: stdio::Theirs,
     /// The container's cgroup, a directory in each cgroup tree.
     cgroup: Vec<PathBuf>,
     remap: Option<u32>,
@@ -306,7 +332,9 @@ fn new_process(start: &Start) -> Result<Infallible> {
     rootless::become_root(start.remap)?;
     // After become_root: a change of user clears PR_SET_PDEATHSIG.
     init::die_with_runtime(&start.alive, &start.runtime)?;
-    init::own_process_group()?;
+    init::own_session()?;
+    // Just before the exec: the descriptors it moves are at 0 to 3 from then on.
+    start.theirs.hand_over()?;
     // Last: become `child`, our init in the container.
     let error = narrate!(execv(c"/proc/self/exe", &start.argv)).unwrap_err();
     Err(error).wrap_err("cannot re-execute /proc/self/exe")
@@ -342,16 +370,21 @@ fn namespaces() -> CloneFlags {
 // ANCHOR: child
 /// Inside the container, as its PID 1: set it up, start the command, and stay
 /// on as its init until it ends.
-fn child(container: &Container) -> Result<ExitCode> {
+fn child(container: &Container, console: &[RawFd]) -> Result<ExitCode> {
     init::close_inherited_files()?;
+    // SAFETY: the runtime put its socket at 3 (stdio::Theirs::hand_over), and no
+    // other part of us owns that descriptor.
+    let control = unsafe { OwnedFd::from_raw_fd(stdio::CONTROL) };
     let signals = init::block_signals()?;
     make_mounts_private()?;
     let hostname = set_hostname(container)?;
     bring_up_loopback()?;
-    filesystems::enter_rootfs(&container.rootfs, container.writable)?;
-    filesystems::mount_filesystems()?;
+    filesystems::enter_rootfs(&container.rootfs, container.writable, container.tmpfs_size)?;
+    filesystems::mount_filesystems(container.tmpfs_size)?;
     filesystems::drop_old_root(&container.rootfs)?;
     let user = privileges::find_user(&container.user)?;
+    stdio::make_console(&control, console)?;
+    drop(control); // the runtime's sign that we are ready (part 5)
 
     let become_command = || restrict_and_exec(container, &user, &hostname, &signals);
     let command = init::start_command(become_command)?;

@@ -29,9 +29,11 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::mount::{MntFlags, MsFlags};
+use nix::pty::PtyMaster;
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use nix::sys::signal::Signal;
+use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType};
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
@@ -290,6 +292,45 @@ impl Show for OwnedFd {
     }
 }
 
+impl Show for PtyMaster {
+    fn show(&self) -> String {
+        self.as_raw_fd().to_string()
+    }
+}
+
+/// Two results at once, as pipe2(2) and socketpair(2) give them: `[3, 4]`.
+impl<A: Show, B: Show> Show for (A, B) {
+    fn show(&self) -> String {
+        format!("[{}, {}]", self.0.show(), self.1.show())
+    }
+}
+
+/// A socket's family and type by their C names: `AF_UNIX`, `SOCK_SEQPACKET`.
+impl Show for AddressFamily {
+    fn show(&self) -> String {
+        format!("AF_{self:?}").to_uppercase()
+    }
+}
+
+impl Show for SockType {
+    fn show(&self) -> String {
+        format!("SOCK_{self:?}").to_uppercase()
+    }
+}
+
+impl Show for SockFlag {
+    fn show(&self) -> String {
+        flag_names(self.iter_names().map(|(name, _)| name))
+    }
+}
+
+/// A socket's protocol: none chosen is 0, the family's own.
+impl Show for Option<SockProtocol> {
+    fn show(&self) -> String {
+        self.map_or("0".to_string(), |protocol| format!("{protocol:?}"))
+    }
+}
+
 impl Show for File {
     fn show(&self) -> String {
         self.as_raw_fd().to_string()
@@ -361,9 +402,17 @@ impl Show for Mode {
     }
 }
 
-impl Show for OFlag {
+impl Show for nix::fcntl::ResolveFlag {
     fn show(&self) -> String {
         flag_names(self.iter_names().map(|(name, _)| name))
+    }
+}
+
+/// O_NONBLOCK by that name: bitflags knows it by its other one, O_NDELAY.
+impl Show for OFlag {
+    fn show(&self) -> String {
+        let names = self.iter_names().map(|(name, _)| name);
+        flag_names(names.map(|name| if name == "O_NDELAY" { "O_NONBLOCK" } else { name }))
     }
 }
 

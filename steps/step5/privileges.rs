@@ -8,12 +8,14 @@
 //! limits. Init itself keeps its privileges: it runs only our code.
 
 use std::collections::HashSet;
-use std::fs;
+use std::fs::{self, File};
+use std::io::Read;
 
 use caps::{CapSet, Capability};
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::prctl;
 use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
@@ -233,7 +235,7 @@ pub fn find_user(spec: &str) -> Result<User> {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),
     };
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let passwd = read_rootfs_file("/etc/passwd")?;
     // name:password:UID:GID:comment:home:shell
     let entries: Vec<Vec<&str>> = passwd.lines().map(|line| line.split(':').collect()).collect();
     let entry =
@@ -265,7 +267,7 @@ pub fn find_user(spec: &str) -> Result<User> {
 // ANCHOR: find_group
 /// A GID: a number, or a name from the container's /etc/group.
 fn find_group(group: &str) -> Result<u32> {
-    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
+    let groups = read_rootfs_file("/etc/group")?;
     // name:password:GID:members
     let named = groups
         .lines()
@@ -279,6 +281,47 @@ fn find_group(group: &str) -> Result<u32> {
         .suggestion("give a GID, or a group from the rootfs's etc/group")
 }
 // ANCHOR_END: find_group
+
+// ANCHOR: read_rootfs_file
+/// The most of a rootfs's file that init reads: /etc/passwd and /etc/group are
+/// a few lines.
+const MOST_READ: u64 = 1 << 20;
+
+/// Read a file of the rootfs, such as /etc/passwd, as a runtime must: the rootfs
+/// is not ours to trust. Only a regular file, at most MOST_READ bytes (a link
+/// to /dev/zero would read until our memory ran out), opened without blocking
+/// (a FIFO there would hang us for good), and never through a /proc magic link
+/// (openat2 with RESOLVE_NO_MAGICLINKS), the only way out of the rootfs left
+/// after the pivot. A file that is missing reads as empty.
+fn read_rootfs_file(path: &str) -> Result<String> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let resolve = ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let how = format!("{{flags: {}, resolve: {}}}", flags.show(), resolve.show());
+    let call = narrate::Call::new("openat2", vec!["AT_FDCWD".into(), path.show(), how]);
+    let opened = openat2(AT_FDCWD, path, OpenHow::new().flags(flags).resolve(resolve));
+    call.returned(&opened);
+    let file = match opened {
+        Ok(fd) => File::from(fd),
+        Err(Errno::ENOENT) => return Ok(String::new()),
+        Err(error) => {
+            return Err(error).wrap_err_with(|| format!("cannot open the container's {path}"));
+        }
+    };
+    let meta = file.metadata().wrap_err_with(|| format!("cannot stat the container's {path}"))?;
+    if !meta.is_file() {
+        return Err(eyre!("the container's {path} is not a regular file"))
+            .suggestion(format!("make {path} in the rootfs a file, or leave --user out"));
+    }
+    let mut text = String::new();
+    file.take(MOST_READ + 1)
+        .read_to_string(&mut text)
+        .wrap_err_with(|| format!("cannot read the container's {path}"))?;
+    if text.len() as u64 > MOST_READ {
+        return Err(eyre!("the container's {path} is larger than {MOST_READ} bytes"));
+    }
+    Ok(text)
+}
+// ANCHOR_END: read_rootfs_file
 
 // ANCHOR: switch_user
 /// Become `--user`: clear the supplementary groups first (the host's root may

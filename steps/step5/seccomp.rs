@@ -30,8 +30,8 @@ use crate::narrate::{self, Show};
 /// calls it refuses for some arguments only are at their checks, below: clone
 /// with CLONE_NEW*, ioctl TIOCSTI and TIOCLINUX, and rare socket families and
 /// personalities; and every call of another ABI.) The unit tests check that
-/// the filter refuses each of them.
-#[cfg_attr(not(test), allow(dead_code))] // the unit tests read it
+/// the filter refuses each of them; and the filter counts them among the calls
+/// it knows, below the newer ones it answers ENOSYS.
 const REFUSED: [(&[i64], &str); 20] = [
     (
         &[libc::SYS_add_key, libc::SYS_keyctl, libc::SYS_request_key],
@@ -95,12 +95,10 @@ const REFUSED: [(&[i64], &str); 20] = [
 
 /// x86_64 has two more, for its I/O ports.
 #[cfg(target_arch = "x86_64")]
-#[cfg_attr(not(test), allow(dead_code))]
 const REFUSED_HERE: [(&[i64], &str); 1] =
     [(&[libc::SYS_iopl, libc::SYS_ioperm], "talk to the hardware's I/O ports")];
 
 #[cfg(target_arch = "aarch64")]
-#[cfg_attr(not(test), allow(dead_code))]
 const REFUSED_HERE: [(&[i64], &str); 0] = [];
 // ANCHOR_END: REFUSED
 
@@ -129,8 +127,8 @@ pub fn refuse_system_calls() -> Result<()> {
 // ANCHOR: docker_profile
 /// The filter, instruction by instruction: the machine's architecture, then
 /// the four calls that Docker allows only for some arguments, then clone3,
-/// then every other allowed call, as ranges of numbers. The kernel runs it
-/// from the top; each jump skips forward.
+/// then the calls newer than the filter, then every other allowed call, as
+/// ranges of numbers. The kernel runs it from the top; each jump skips forward.
 fn docker_profile() -> Vec<sock_filter> {
     let mut program = vec![
         load(offset_of!(seccomp_data, arch)),
@@ -153,8 +151,33 @@ fn docker_profile() -> Vec<sock_filter> {
     // fall back to clone: with EPERM, no thread could start.
     program.push(jump(libc::BPF_JEQ, libc::SYS_clone3 as u32, 0, 1));
     program.push(verdict(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    program.extend(newer_than_the_filter());
     program.extend(allowed_ranges());
     program
+}
+
+/// A call with a number above every one the filter knows is newer than it:
+/// answer "no such call" (ENOSYS), as runc does, not EPERM, so that a program
+/// falls back to an older call as it would on an older kernel (glibc's
+/// faccessat2 falls back to faccessat on ENOSYS, and fails on EPERM). Numbers
+/// from 0x40000000 up are x32's, another ABI: they stay refused.
+fn newer_than_the_filter() -> Vec<sock_filter> {
+    vec![
+        jump(libc::BPF_JGT, highest_known(), 0, 3), // known: on to the ranges
+        jump(libc::BPF_JGE, X32_CALLS, 1, 0),
+        verdict(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        verdict(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ]
+}
+
+/// The highest call number the filter knows: allowed, refused or checked.
+fn highest_known() -> u32 {
+    let allowed =
+        allowed::ALLOWED.iter().chain(&allowed::ALLOWED_HERE).chain(&allowed::ALLOWED_NEW);
+    let refused = REFUSED.iter().chain(&REFUSED_HERE).flat_map(|(calls, _)| calls.iter());
+    let checked = [libc::SYS_ioctl, libc::SYS_clone, libc::SYS_clone3, libc::SYS_personality];
+    let checked = checked.iter().chain([libc::SYS_socket].iter());
+    allowed.chain(refused).chain(checked).map(|&call| call as u32).max().unwrap_or(0)
 }
 // ANCHOR_END: docker_profile
 
@@ -246,7 +269,10 @@ const PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
 /// The address families socket(2) may open: AF_UNIX, AF_INET and the others
 /// up to 11, and more, but not DECnet (12), AF_ALG (38), AF_VSOCK (40) and
-/// other rare ones whose kernel code has had bugs that few noticed.
+/// other rare ones whose kernel code has had bugs that few noticed. Docker's
+/// rule is the other way round, a denylist of AF_VSOCK and AF_ALG: an
+/// allowlist also refuses the families that a kernel adds later, unread. A
+/// program that asks for one gets EPERM, as Docker's refusals answer.
 const SOCKET_FAMILIES: [u32; 37] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30,
     31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45,
@@ -254,6 +280,9 @@ const SOCKET_FAMILIES: [u32; 37] = [
 // ANCHOR_END: conditions
 
 // ANCHOR: instructions
+/// x32's calls are x86_64's numbers with this bit set (__X32_SYSCALL_BIT).
+const X32_CALLS: u32 = 0x4000_0000;
+
 /// The architecture the numbers of `allowed.rs` are for, as the kernel names
 /// it in `seccomp_data.arch` (linux/audit.h).
 #[cfg(target_arch = "x86_64")]

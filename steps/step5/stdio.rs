@@ -283,7 +283,14 @@ impl Copy {
 /// init cannot pass them on before the command exists, and may be stuck.
 pub fn relay(child: Pid, signals: &SigSet, ours: Ours) -> Result<WaitStatus> {
     let Ours { to_stdin, outputs, control, mut terminal } = ours;
-    let queue = SignalFd::new(signals).wrap_err("cannot read signals")?;
+    // And the terminal's own signals: the window resized, the runtime continued after a
+    // stop, or asked to stop.
+    let mut signals = *signals;
+    for signal in [Signal::SIGWINCH, Signal::SIGCONT, Signal::SIGTSTP] {
+        signals.add(signal);
+    }
+    signals.thread_block().wrap_err("cannot block signals")?;
+    let queue = SignalFd::new(&signals).wrap_err("cannot read signals")?;
     let mut copies: Vec<Copy> = Vec::new();
     if let Some(to_stdin) = to_stdin {
         copies.push(Copy::new(io::stdin().as_fd().try_clone_to_owned()?, to_stdin, Way::In));

@@ -39,8 +39,8 @@ pub use {
     host::{HostState, mount_table, run_on_shared_root},
     project::{PROJECT, require_root, require_rootfs, scratch_dir},
     redactions::{REDACTIONS, redact, redact_with},
-    rootless::{AS_NOBODY, NOBODY, RootlessCheckout, as_nobody_after},
+    rootless::{AS_NOBODY, NOBODY, RootlessCheckout, as_nobody_after, run_line_rootless},
     run::{STEP1, STEP2, STEP3, STEP4, STEP5, STEPS, Step, as_a_learner, run_line, start_ready},
-    terminal::{Terminal, job_control_session, wait_for_child},
+    terminal::{Terminal, job_control_session, wait_for_child, wait_for_descendant},
     transcript::{Run, shell_words, snapshot_body, transcript_of},
 };

@@ -5,8 +5,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::os::unix::process::CommandExt;
+
+use super::host::HostState;
 use super::project::{PROJECT, require_rootfs, scratch_dir};
 use super::run::{Step, as_a_learner};
+use super::transcript::{Run, transcript_of};
 
 /// User `nobody`, the learner without root of the rootless tests.
 pub const NOBODY: u32 = 65534;
@@ -36,6 +40,10 @@ impl RootlessCheckout {
         let name = program.file_name().unwrap();
         let dir = scratch_dir(&format!("rootless-{}-{n}", name.to_string_lossy()));
         fs::create_dir_all(dir.join("target/debug")).unwrap();
+        // The learner's own checkout: what they build in is theirs.
+        for theirs in [dir.clone(), dir.join("target"), dir.join("target/debug")] {
+            std::os::unix::fs::lchown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
         let exe = dir.join("target/debug").join(name);
         fs::copy(program, &exe).unwrap();
         if with_rootfs {
@@ -56,7 +64,7 @@ impl RootlessCheckout {
 
     /// The rootfs that `--rootfs DIR` names in `args`, if it is one of the project's (such as
     /// tests/attacks.rs's): copied for `nobody` too, to the same place in the checkout.
-    pub(super) fn copy_rootfs_named_in(&self, args: &[&str]) {
+    pub fn copy_rootfs_named_in(&self, args: &[&str]) {
         let Some(at) = args.iter().position(|arg| *arg == "--rootfs") else { return };
         let named = Path::new(args[at + 1]);
         let project = Path::new(PROJECT).join(named);
@@ -91,6 +99,23 @@ impl RootlessCheckout {
     }
 }
 
+/// `run_line`, by the learner without root: as `nobody`, from a checkout of their own,
+/// where `just stepN` is `./target/debug/stepN` and the rootfs the line names with
+/// `--rootfs` is theirs too. Checks that it left the host as it found it.
+pub fn run_line_rootless(step: &Step, line: &str) -> Run {
+    let host = HostState::now();
+    let checkout = RootlessCheckout::new(step);
+    checkout.copy_rootfs_named_in(&line.split_whitespace().collect::<Vec<_>>());
+    let real =
+        line.replace(&format!("just {} ", step.name), &format!("{} ", checkout.exe.display()));
+    let mut command = as_a_learner(Command::new("setpriv"));
+    command.args(AS_NOBODY).args(["sh", "-c", &real]).process_group(0);
+    command.current_dir(&checkout.dir).env("PATH", "/usr/bin:/bin").env("HOME", "/");
+    let run = transcript_of(command, line);
+    host.assert_unchanged(step.name);
+    run
+}
+
 impl Drop for RootlessCheckout {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
@@ -111,11 +136,17 @@ pub fn as_nobody_after(script: &str) -> Command {
 const BIND_SUBORDINATE_IDS: &str =
     "mount --bind \"$1\" /etc/subuid\nmount --bind \"$1\" /etc/subgid\nshift";
 
-/// cp -a `from` `to`, everything then owned by `nobody`.
+/// cp -a `from` `to`, everything then owned by `nobody`. A device file or a FIFO (the
+/// attacks' rootfs plant some) is made anew, not read: /dev/zero would never end.
 fn copy_for_nobody(from: &Path, to: &Path) {
-    use std::os::unix::fs::{PermissionsExt, lchown};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, lchown};
     let meta = fs::symlink_metadata(from).unwrap();
-    if meta.is_symlink() {
+    let kind = meta.file_type();
+    if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+        let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & nix::libc::S_IFMT);
+        let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
+        nix::sys::stat::mknod(to, kind, mode, meta.rdev()).unwrap();
+    } else if meta.is_symlink() {
         std::os::unix::fs::symlink(fs::read_link(from).unwrap(), to).unwrap();
     } else if meta.is_dir() {
         fs::create_dir(to).unwrap();

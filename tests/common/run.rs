@@ -185,5 +185,14 @@ pub fn as_a_learner(mut command: Command) -> Command {
         // From step 4 on the container keeps the caller's TERM, and only it.
         .env("TERM", "xterm")
         .stdin(Stdio::null());
+    // Only stdin, stdout and stderr, as a terminal's fresh shell has: whatever else the
+    // test process inherited (cargo's, the developer's shell's) would shift the descriptors
+    // that `-v` shows. SAFETY: close_range is a system call, safe between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let closed = nix::libc::syscall(nix::libc::SYS_close_range, 3, u32::MAX, 0);
+            if closed < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        });
+    }
     command
 }

@@ -70,6 +70,17 @@ impl Terminal {
         self.child.id()
     }
 
+    /// Make the window `rows` by `columns`, as a terminal emulator does when its window is
+    /// resized: the kernel then sends SIGWINCH to the terminal's foreground.
+    pub fn resize(&self, rows: u16, columns: u16) {
+        let size = nix::pty::Winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
+        use std::os::fd::AsRawFd;
+        // SAFETY: TIOCSWINSZ reads one winsize, and `size` is one.
+        let set =
+            unsafe { nix::libc::ioctl(self.keyboard.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
+        assert_eq!(set, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
     /// Type `keys`: text, or control characters such as "\x03" for Ctrl-C.
     pub fn type_keys(&mut self, keys: &str) {
         self.keyboard.write_all(keys.as_bytes()).unwrap();
@@ -155,7 +166,12 @@ pub fn job_control_session(shell: &mut Terminal) {
     shell.expect("# ");
     shell.type_keys("echo \"tr said $?\"\n");
     shell.expect("tr said 0");
+    // Killed only once it runs sleep: just after the fork, the job is the shell's copy, which
+    // ignores SIGTERM as an interactive shell does until it resets its signals, and `kill %1`
+    // would be lost then (which is why this test failed now and then under load).
     shell.type_keys("sleep 30 &\n");
+    shell.type_keys("until [ \"$(cat /proc/$!/comm)\" = sleep ]; do :; done; echo SLE\"\"EPING\n");
+    shell.expect("SLEEPING");
     shell.type_keys("jobs\n");
     shell.expect("[1]+  Running");
     shell.type_keys("kill %1; wait\n");
@@ -175,6 +191,29 @@ pub fn wait_for_child(parent: u32, command: &str) {
             return;
         }
         assert!(Instant::now() < deadline, "process {parent} never ran {command:?}");
+        sleep(Duration::from_millis(5));
+    }
+}
+
+/// The PID of the first process below `ancestor`, at any depth, that runs `command` (as
+/// /proc/PID/comm names it); after 20 s, fail.
+pub fn wait_for_descendant(ancestor: u32, command: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let children = |pid: u32| {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        let pids = fs::read_to_string(path).unwrap_or_default();
+        pids.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<u32>>()
+    };
+    loop {
+        let mut below = children(ancestor);
+        while let Some(pid) = below.pop() {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim_end() == command {
+                return pid;
+            }
+            below.extend(children(pid));
+        }
+        assert!(Instant::now() < deadline, "nothing below {ancestor} ran {command:?}");
         sleep(Duration::from_millis(5));
     }
 }

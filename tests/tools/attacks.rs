@@ -6,6 +6,11 @@
 //!                          as if typed there: the host's shell would read it after the run
 //!   attacks tiocsti64 TEXT the same with bit 32 of the request set, which the kernel drops:
 //!                          a filter that compares all 64 bits misses it (CVE-2019-10063)
+//!   attacks tiocsetd       give the terminal on stdin the line discipline N_NULL (TIOCSETD),
+//!                          which throws away all it reads and writes: after the run, the
+//!                          host's terminal would show nothing and take no key
+//!   attacks getd           say the line discipline of the terminal on stdin (TIOCGETD), and
+//!                          its mode and owner: on the host, after a run
 //!   attacks syscalls       try system calls that Docker's default profile refuses, with
 //!                          arguments that make each harmless, and print how each ended
 //!   attacks thread         start a thread, as threaded programs do (clone3, then clone)
@@ -18,6 +23,10 @@ unsafe extern "C" {
 }
 
 const TIOCSTI: c_ulong = 0x5412;
+const TIOCSETD: c_ulong = 0x5423;
+const TIOCGETD: c_ulong = 0x5424;
+/// The line discipline that discards everything (linux/tty.h).
+const N_NULL: c_int = 27;
 
 /// errno after a failed call, by name, or "ok".
 fn outcome(result: c_long) -> String {
@@ -113,13 +122,29 @@ fn main() {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["tiocsti", text] => tiocsti(TIOCSTI, "TIOCSTI", text),
         ["tiocsti64", text] => tiocsti(TIOCSTI | 1 << 32, "TIOCSTI | 1 << 32", text),
+        ["tiocsetd"] => {
+            // SAFETY: TIOCSETD reads one int from the pointer it is given.
+            let result = unsafe { ioctl(0, TIOCSETD, &N_NULL as *const c_int) } as c_long;
+            println!("TIOCSETD N_NULL: {}", outcome(result));
+        }
+        ["getd"] => {
+            let mut discipline: c_int = -1;
+            // SAFETY: TIOCGETD writes one int to the pointer it is given.
+            unsafe { ioctl(0, TIOCGETD, &mut discipline as *mut c_int) };
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let terminal = std::fs::metadata("/proc/self/fd/0").expect("a terminal on stdin");
+            let mode = terminal.permissions().mode() & 0o7777;
+            println!("line discipline {discipline}, mode {mode:o}, owner {}", terminal.uid());
+        }
         ["syscalls"] => syscalls(),
         ["thread"] => {
             let thread = std::thread::spawn(|| "a thread ran");
             println!("{}", thread.join().unwrap());
         }
         _ => {
-            eprintln!("usage: attacks tiocsti TEXT | tiocsti64 TEXT | syscalls | thread");
+            eprintln!(
+                "usage: attacks tiocsti TEXT | tiocsti64 TEXT | tiocsetd | getd | syscalls | thread"
+            );
             std::process::exit(2);
         }
     }

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 /// Snapshots that the book shows but the VM cannot reproduce, and why.
-const NOT_ON_THE_VM: [(&str, &str); 4] = [
+const NOT_ON_THE_VM: [(&str, &str); 5] = [
     (
         "cgroups__step5_oom",
         "cgroup v1's ending, where the VM is pure v2: cgroups__step5_oom_v2 is the VM's own",
@@ -33,6 +33,11 @@ const NOT_ON_THE_VM: [(&str, &str); 4] = [
     (
         "rootless__step4_subordinate_ids_user_learner",
         "the same helpers: tests/rootless.rs runs it on the host",
+    ),
+    (
+        "environment__step4_terminal_of_its_own",
+        "a session typed at a terminal, where the VM runs each command without one: \
+         tests/environment.rs types it on the host",
     ),
     (
         "stages__check_3_first",

@@ -72,6 +72,7 @@ pub const STAGES: &[Stage] = &[
     NOTHING_OF_THE_CALLERS,
     HOST_PATHS_AND_LAYER,
     SYSTEM_CALLS_REFUSED,
+    STREAMS_OF_ITS_OWN,
     LIMITS_ENFORCED,
     JOINS_ITS_CGROUP,
     REPORT_AND_REMOVE,
@@ -588,20 +589,21 @@ const NOTHING_OF_THE_CALLERS: Stage = Stage {
 };
 
 fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
-    // The safety net keeps its report open as its fd 3: the program inherits it. The shell
-    // lists its own, with no pipe of its own open meanwhile (a pipeline's would show).
+    // The safety net keeps its report open as its fd 3, and the runtime puts its socket there
+    // for init, which closes it once ready: the shell lists its own, with no pipe of its own
+    // open meanwhile (a pipeline's would show).
     let ran = run(program, &["run", "sh", "-c", "ls /proc/$$/fd; true"])?;
     ran.expect(
         ran.output() == "0\n1\n2\n",
-        "0 1 2: the command's own descriptors, none of the caller's (the net's is 3)",
-        "init must close every descriptor above 2 before anything else, with close_range(2)",
+        "0 1 2: the command's own descriptors, none of the caller's",
+        "init must close every descriptor above 3 before anything else, with close_range(2)",
     )?;
-    let ran = run(program, &["run", "sh", "-c", "cut -d' ' -f5 /proc/$$/stat"])?;
+    let ran = run(program, &["run", "sh", "-c", "cut -d' ' -f5,6 /proc/$$/stat"])?;
     ran.expect(
-        ran.output() == "1\n",
-        "1: the command is in init's process group, the container's own",
-        "0 means a process group outside the container, the caller's, which kill(0) in the \
-         container would signal whole: the new process must setpgid(0, 0) first",
+        ran.output() == "1 1\n",
+        "1 1: the command is in init's process group and session, the container's own",
+        "0 means a process group or session outside the container, the caller's, which \
+         kill(0) in the container would signal whole: the new process must setsid() first",
     )
 }
 
@@ -667,6 +669,51 @@ fn system_calls_refused(program: &Path) -> Result<(), Failure> {
 
 /// Why step 5's stages need root: a cgroup of the net's own, for the step to make its own in.
 const A_CGROUP: &str = "a cgroup of its own, which only root can give the net";
+
+const STREAMS_OF_ITS_OWN: Stage = Stage {
+    id: StageId::of("4.7"),
+    name: "streams and a terminal of its own",
+    read: "chapter 4, Part 5: The container's own stdio",
+    check: streams_of_its_own,
+    without_root: WithoutRoot::All,
+};
+
+fn streams_of_its_own(program: &Path) -> Result<(), Failure> {
+    let step = program.to_string_lossy();
+    // Output redirected to a file: the container writes to a pipe of the runtime's, which
+    // copies it there, never to the caller's file itself.
+    let file = common::scratch_dir("stage-4-7");
+    let script = format!(
+        "\"$0\" run sh -c 'readlink /proc/self/fd/1' > {out}; cat {out}; rm -f {out}",
+        out = file.display()
+    );
+    let shown = format!("just yours 4 run sh -c 'readlink /proc/self/fd/1' > {}", file.display());
+    let ran = run_shown(shown, Path::new("sh"), &["-c", &script, &step])?;
+    ran.expect(
+        ran.outcome.status == 0 && ran.output().starts_with("pipe:["),
+        "pipe:[…]: the container's stdout is a pipe of the runtime's, not the caller's own file",
+        "the new process must dup2 the runtime's pipes onto 0, 1 and 2 before it execs init \
+         (hand_over): else the container writes to the caller's own files",
+    )?;
+    let shown = "echo relayed | just yours 4 run cat".to_string();
+    let ran = run_shown(shown, Path::new("sh"), &["-c", "echo relayed | \"$0\" run cat", &step])?;
+    ran.expect(
+        ran.outcome.status == 0 && ran.output() == "relayed\n",
+        "relayed: stdin copied in, stdout copied out, the end of the input passed on",
+        "the runtime relays each pipe, and closes the container's stdin at the end of its own",
+    )?;
+    // On a terminal (script(1) gives the run one): the container's own, in its /dev/pts.
+    let shown = "script -qec 'just yours 4 run tty' /dev/null".to_string();
+    let command = format!("{step} run tty");
+    let ran = run_shown(shown, Path::new("script"), &["-qec", &command, "/dev/null"])?;
+    ran.expect(
+        // (script(1) ends its input with a key that the terminal echoes: ^@ or ^D.)
+        ran.outcome.status == 0 && ran.output().trim_end().ends_with("/dev/pts/0"),
+        "/dev/pts/0: a terminal of its own, the first of the container's devpts",
+        "when a stream is on the caller's terminal, init makes a terminal of its own \
+         (make_console) and puts it there",
+    )
+}
 
 const LIMITS_ENFORCED: Stage = Stage {
     id: StageId::of("5.1"),

@@ -181,14 +181,14 @@ pub const PIECES: &[Piece] = &[
         stage: StageId::of("4.4"),
         file: "init.rs",
         function: "close_inherited_files",
-        todo: "close every descriptor above 2 with close_range(3, ~0U, 0) (chapter 4, Part 4: \
-               Inherited files)",
+        todo: "close every descriptor above the runtime's socket, 3, with close_range(4, ~0U, \
+               0) (chapter 4, Part 4: Inherited files)",
     },
     Piece {
         stage: StageId::of("4.4"),
         file: "init.rs",
-        function: "own_process_group",
-        todo: "setpgid(0, 0): a process group of the container's own \
+        function: "own_session",
+        todo: "setsid(): a session, and a process group, of the container's own \
                (chapter 4, Part 4: Signals and the terminal)",
     },
     Piece {
@@ -221,6 +221,22 @@ pub const PIECES: &[Piece] = &[
         function: "allowed_ranges",
         todo: "the calls of allowed.rs as sorted ranges of numbers, two jumps each, then the \
                verdicts EPERM and allow (chapter 4, Part 4: System calls)",
+    },
+    Piece {
+        stage: StageId::of("4.7"),
+        file: "stdio.rs",
+        function: "hand_over",
+        todo: "dup2 the container's three streams onto 0, 1 and 2, and its end of the control \
+               socket onto 3, kept open across exec (chapter 4, Part 5: Streams of its own)",
+    },
+    Piece {
+        stage: StageId::of("4.7"),
+        file: "stdio.rs",
+        function: "make_console",
+        todo: "if some streams are on the caller's terminal: open a new pseudo-terminal of the \
+               container's devpts, make its other end our controlling terminal (TIOCSCTTY), \
+               send its master to the runtime (send_master), and dup2 the other end onto \
+               those streams (chapter 4, Part 5: A terminal of its own)",
     },
     Piece {
         stage: StageId::of("5.1"),
@@ -377,12 +393,12 @@ pub const MISTAKES: &[Mistake] = &[
     },
     Mistake {
         stage: StageId::of("4.4"),
-        what: "no process group of its own",
+        what: "no session of its own",
         file: "init.rs",
-        function: "own_process_group",
-        from: "narrate!(setpgid(ourselves, ourselves))",
-        to: "Ok::<(), Errno>(())",
-        says: "process group",
+        function: "own_session",
+        from: "narrate!(setsid())",
+        to: "nix::unistd::getsid(None)",
+        says: "session",
     },
     Mistake {
         stage: StageId::of("4.5"),
@@ -401,6 +417,24 @@ pub const MISTAKES: &[Mistake] = &[
         from: "libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32",
         to: "libc::SECCOMP_RET_ERRNO | libc::EPERM as u32",
         says: "ENOSYS",
+    },
+    Mistake {
+        stage: StageId::of("4.7"),
+        what: "stdout not handed over: the container writes to the caller's own file",
+        file: "stdio.rs",
+        function: "hand_over",
+        from: "narrate!(dup2_stdout(&self.streams[1])).wrap_err(\"cannot hand over stdout\")?;",
+        to: "",
+        says: "the caller's own",
+    },
+    Mistake {
+        stage: StageId::of("4.7"),
+        what: "no terminal of its own",
+        file: "stdio.rs",
+        function: "make_console",
+        from: "if streams.is_empty() {",
+        to: "if true {",
+        says: "terminal of its own",
     },
     Mistake {
         stage: StageId::of("5.1"),

@@ -62,7 +62,7 @@ fn every_other_call_is_refused_with_eperm() {
     let lists = [&allowed::ALLOWED[..], &allowed::ALLOWED_HERE, &allowed::ALLOWED_NEW];
     let allowed = lists.concat();
     let conditional = [libc::SYS_ioctl, libc::SYS_clone, libc::SYS_personality, libc::SYS_socket];
-    for call in 0..1024 {
+    for call in 0..=i64::from(highest_known()) {
         if !allowed.contains(&call) && !conditional.contains(&call) && call != libc::SYS_clone3 {
             assert_eq!(verdict(call, [0; 6]), EPERM, "call {call}");
         }
@@ -81,6 +81,22 @@ fn every_refused_call_is_refused_and_none_is_allowed() {
             assert!(!allowed.contains(&call), "call {call} ({why}) is in the allowed lists");
             assert_eq!(verdict(call, [0; 6]), EPERM, "call {call} ({why})");
         }
+    }
+}
+
+/// A number above all the filter knows is a call newer than it: ENOSYS, so that a program
+/// falls back, as on an older kernel. x32's numbers, bit 30 set, stay EPERM.
+#[test]
+fn calls_newer_than_the_filter_are_unknown() {
+    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    let highest = i64::from(highest_known());
+    assert!(highest >= libc::SYS_clone3, "{highest}");
+    for call in [highest + 1, highest + 2, 1000, 0x3fff_ffff] {
+        assert_eq!(verdict(call, [0; 6]), enosys, "call {call}");
+    }
+    assert_ne!(verdict(highest, [0; 6]), enosys, "the highest known call, {highest}");
+    for call in [0x4000_0000, 0x4000_0000 | 1000, 0x7fff_ffff] {
+        assert_eq!(verdict(call, [0; 6]), EPERM, "call {call:#x}");
     }
 }
 

@@ -5,7 +5,8 @@
 use super::robustness::remove_stale;
 use super::trees::{layout, mounts};
 use super::*;
-use crate::limits::{parse_cpus, parse_pids, parse_size};
+use crate::filesystems::parse_size;
+use crate::limits::{parse_cpus, parse_pids};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::Duration;

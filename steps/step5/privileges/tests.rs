@@ -1,4 +1,4 @@
-//! The capability lists' unit tests: `cargo test --bin step5` runs them, no root needed.
+//! The capability lists' unit tests: `cargo test --bin step4` runs them, no root needed.
 
 use super::*;
 
