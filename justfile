@@ -203,62 +203,7 @@ test: _root_for_tests rootfs _mdbook _uidmap && test-vm
 # What each step costs: `run /bin/true` in each step, beside bubblewrap, unshare and crun/runc
 [no-exit-message]
 bench runs="300" results="book/src/costs/results.csv": rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    runs={{ runs }} results={{ results }}
-    {{ as_root }}
-    # What it needs, installed when missing: hyperfine and bubblewrap, and Rust's musl target.
-    missing=()
-    command -v hyperfine >/dev/null || missing+=(hyperfine)
-    command -v bwrap >/dev/null || missing+=(bubblewrap)
-    if [ ${#missing[@]} -gt 0 ]; then just _apt_install "just bench" "${missing[@]}" || exit; fi
-    # Release builds, static with musl, as many Rust tools ship: no dynamic loader, and none of
-    # glibc's start-up probing of the CPU, at each of a run's three execs (the runtime, its
-    # child, the command).
-    target=$(uname -m)-unknown-linux-musl
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-        command -v rustup >/dev/null || { echo "just bench builds for $target, which needs rustup: https://rustup.rs" >&2; exit 1; }
-        rustup target add "$target" || exit
-    fi
-    cargo build -q --release --bins --target "$target" --target-dir target/bench || exit
-    bin=target/bench/$target/release
-    rootfs=$(realpath rootfs)
-    benches=(
-        -n "step 1" "$bin/step1 run /bin/true"
-        -n "step 2" "$bin/step2 run /bin/true"
-        -n "step 3" "$bin/step3 run /bin/true"
-        -n "step 4" "$bin/step4 run /bin/true"
-        -n "step 5" "$bin/step5 run /bin/true"
-        -n "step 5 --memory 100m" "$bin/step5 run --memory 100m /bin/true"
-        -n "bwrap" "bwrap --unshare-all --new-session --die-with-parent --bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
-        -n "unshare" "unshare --mount --uts --ipc --net --pid --fork --root $rootfs /bin/true"
-    )
-    # An OCI runtime, when there is one that can run here: a bundle of the rootfs and its spec.
-    bundle=$(realpath -m target/bench/bundle)
-    for oci in crun runc; do
-        command -v "$oci" >/dev/null || continue
-        rm -rf "$bundle" && mkdir -p "$bundle" && (cd "$bundle" && "$oci" spec) || continue
-        sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"\/bin\/true"/' \
-            -e "s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" "$bundle/config.json"
-        if why=$(as_root "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
-            benches+=(-n "$oci" "$oci run --bundle $bundle byoc-bench")
-        else
-            echo "$oci: left out, it cannot run here: $why" >&2
-        fi
-    done
-    csv=$(mktemp)
-    warmup=$((runs < 50 ? runs : 50))
-    as_root hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-csv "$csv" "${benches[@]}" || exit
-    mkdir -p "$(dirname "$results")"
-    cat "$csv" >"$results"
-    rm -f "$csv"
-    book/tools/chart.sh "$results" >"${results%.csv}.svg"
-    # The book's two questions, by the medians (a busy machine's outliers move the means).
-    awk -F, '{ median[$1] = $4 * 1000 } END {
-        printf "step 4 / bwrap: %.2fx\n", median["step 4"] / median["bwrap"]
-        printf "step 5 --memory 100m - step 4: %+.2f ms\n", median["step 5 --memory 100m"] - median["step 4"]
-    }' "$results"
-    echo "results in $results, chart in ${results%.csv}.svg"
+    @book/tools/bench.sh "$@"
 
 # Boot a throwaway pure cgroup-v2 VM, like a systemd laptop, and run tests/vm/tests.sh in it
 test-vm: rootfs
@@ -306,15 +251,7 @@ _uidmap:
 # Install Debian or Ubuntu packages, for WHY, with apt-get, as root
 [no-exit-message]
 _apt_install why +packages:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    shift
-    {{ as_root }}
-    command -v apt-get >/dev/null || { echo "{{ why }} needs $*: install them with your package manager" >&2; exit 1; }
-    echo "installing $* with apt-get, for {{ why }}" >&2
-    # Without the one harmless line every install prints when apt-utils is missing.
-    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" \
-        2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
+    @tests/tools/apt-install.sh "$@"
 
 # mdBook at the version the book is written for
 _mdbook:
