@@ -57,36 +57,12 @@ exercise n *flags:
 # Check your steps, stage by stage, in a safety net: just check, just check 3, just check 3.2
 [no-exit-message]
 check *what: rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    # The checks' program: built as you; run as root, which the containers need, or, rootless,
-    # as you, with a safety net of your own (book: Workshop, Without root). It builds your
-    # steps as you, and runs each in the safety net (book: Workshop).
-    exe=$(cargo test -q --no-run --test workshop --message-format=json | grep '"name":"workshop"' |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p') || exit
-    just _mode "just check"
-    if [ {{ mode }} = sudo ]; then exec sudo env CARGO="$(command -v cargo)" "$exe" check "$@"; fi
-    exec "$exe" check "$@"
+    @tests/workshop/check.sh {{ mode }} "$@"
 
 # Run your own step N by hand, in the safety net: just yours 3 run /bin/sh
 [no-exit-message]
 yours n *args: rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    step=$1
-    shift
-    [ -f "steps/yours/step$step/main.rs" ] || { echo "You have no step $step yet: \`just exercise $step\` makes it." >&2; exit 1; }
-    cp Cargo.lock steps/yours/Cargo.lock
-    cargo build -q --offline --manifest-path steps/yours/Cargo.toml --target-dir target/yours --bin "step$step" || exit
-    # In a throwaway stand-in for the host, for 15 minutes at most: a step that is still
-    # wrong cannot harm the real one, and what it would have done is said after the run.
-    report=$(mktemp)
-    just _mode "just yours $step"
-    {{ sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
-    status=$?
-    sed -n 's/^harm /safety net: /p' "$report" >&2
-    rm -f "$report"
-    exit "$status"
+    @tests/workshop/yours.sh {{ mode }} "$@"
 
 # Before a workshop: fetch and build all that the day needs, so that it needs no network
 prepare: rootfs _mdbook
