@@ -8,6 +8,8 @@ set positional-arguments
 # with ROOTLESS=1 (`ROOTLESS=1 just step4 run /bin/sh`, as a user), they run rootless.
 mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootless" } else if `command -v sudo || true` != "" { "sudo" } else { "rootless" }
 sudo := if mode == "sudo" { "sudo" } else { "" }
+# The mode, and why, in the line each run starts with (`_mode`).
+mode_why := if mode == "root" { "as root" } else if mode == "sudo" { "as root, through sudo (ROOTLESS=1 runs it without root)" } else if env("ROOTLESS", "") == "1" { "rootless, as $(id -un) in a user namespace, as ROOTLESS=1 asks (book: chapter 2)" } else { "rootless, as $(id -un) in a user namespace: no sudo here (book: chapter 2)" }
 # What needs root in every mode (the tests): sudo unless root.
 root_sudo := if `id -u` == "0" { "" } else { "sudo" }
 # A shell function for recipes: run a command as root, through sudo unless we are root.
@@ -200,29 +202,18 @@ book-check: _mdbook
 # The tests need root, rootless or not: without sudo, say so and how
 [no-exit-message]
 _root_for_tests:
-    #!/usr/bin/env sh
-    { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; } && exit
-    echo "error: just test needs root, for the containers and cgroups the tests make, and there is no sudo here: run it as root. (The steps, just check and just yours run without root: book, chapter 2, Without root.)" >&2
-    exit 1
+    @[ "$(id -u)" = 0 ] || command -v sudo >/dev/null || { echo "error: just test needs root, for the containers and cgroups the tests make, and there is no sudo here: run it as root. (The steps, just check and just yours run without root: book, chapter 2, Without root.)" >&2; exit 1; }
 
 # One line before each run: root or rootless, and why
 _mode step:
-    #!/usr/bin/env sh
-    case {{ mode }} in
-    root) echo "{{ step }}: as root" ;;
-    sudo) echo "{{ step }}: as root, through sudo (ROOTLESS=1 runs it without root)" ;;
-    *) echo "{{ step }}: rootless, as $(id -un) in a user namespace$([ "${ROOTLESS:-}" = 1 ] && echo ', as ROOTLESS=1 asks' || echo ': no sudo here') (book: chapter 2)" ;;
-    esac >&2
+    @echo "{{ step }}: {{ mode_why }}" >&2
 
 _build:
     @cargo build --quiet --bins
 
 # newuidmap and newgidmap, which the rootless tests with a range of IDs run (book: chapter 2)
 _uidmap:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && exit
-    just _apt_install "the rootless tests" uidmap
+    @command -v newuidmap >/dev/null && command -v newgidmap >/dev/null || just _apt_install "the rootless tests" uidmap
 
 # Install Debian or Ubuntu packages, for WHY, with apt-get, as root
 [no-exit-message]
