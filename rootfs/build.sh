@@ -89,9 +89,9 @@ if grep -q 'not found' <<<"$libraries"; then
     grep 'not found' <<<"$libraries" >&2
     exit 1
 fi
-for library in $(grep -o '/[^ ]*' <<<"$libraries"); do
+while read -r library; do
     cp -L --parents "$library" "$target"   # -L: the file, not a symlink to it
-done
+done < <(grep -o '/[^ ]*' <<<"$libraries")
 
 # Mount points and the home directories, which the container expects to find.
 # oldrootfs/ is where step 3 puts the host's old root (book: chapter 3); it is
@@ -113,6 +113,7 @@ EOF
 
 # Written last: it exists only if everything above succeeded.
 for deb in "$debs"/*.deb; do
+    # shellcheck disable=SC2016 # ${Package} and ${Version} are dpkg-deb's fields, not ours
     dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb"
 done >"$target/.built"
 echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"

@@ -38,7 +38,7 @@ benches=(
 bundle=$(realpath -m target/bench/bundle)
 for oci in crun runc; do
     command -v "$oci" >/dev/null || continue
-    rm -rf "$bundle" && mkdir -p "$bundle" && (cd "$bundle" && "$oci" spec) || continue
+    if ! (rm -rf "$bundle" && mkdir -p "$bundle" && cd "$bundle" && "$oci" spec); then continue; fi
     sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"\/bin\/true"/' \
         -e "s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" "$bundle/config.json"
     if why=$(as_root "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
