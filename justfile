@@ -67,7 +67,7 @@ yours n *args: rootfs
     @tests/workshop/yours.sh {{ mode }} "$@"
 
 # Before a workshop: fetch and build all that the day needs, so that it needs no network
-prepare: rootfs _mdbook
+prepare: rootfs _mdbook _shellcheck
     cargo fetch --locked
     cargo build --bins
     cargo test --no-run
@@ -169,9 +169,10 @@ rootfs dir="rootfs":
     @rootfs/build.sh "$@"
 
 # Everything CI checks: formatting, lints, every test (as root), the book, then the VM test
-test: _root_for_tests rootfs _mdbook _uidmap && test-vm
+test: _root_for_tests rootfs _mdbook _uidmap _shellcheck && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
+    tests/tools/shellcheck.sh
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
     book/tools/check.sh
@@ -219,6 +220,10 @@ _uidmap:
 [no-exit-message]
 _apt_install why +packages:
     @tests/tools/apt-install.sh "$@"
+
+# shellcheck, which `just test` lints every shell script with
+_shellcheck:
+    @command -v shellcheck >/dev/null || just _apt_install "just test" shellcheck
 
 # mdBook at the version the book is written for
 _mdbook:
