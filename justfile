@@ -12,8 +12,6 @@ sudo := if mode == "sudo" { "sudo" } else { "" }
 mode_why := if mode == "root" { "as root" } else if mode == "sudo" { "as root, through sudo (ROOTLESS=1 runs it without root)" } else if env("ROOTLESS", "") == "1" { "rootless, as $(id -un) in a user namespace, as ROOTLESS=1 asks (book: chapter 2)" } else { "rootless, as $(id -un) in a user namespace: no sudo here (book: chapter 2)" }
 # What needs root in every mode (the tests): sudo unless root.
 root_sudo := if `id -u` == "0" { "" } else { "sudo" }
-# A shell function for recipes: run a command as root, through sudo unless we are root.
-as_root := 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }'
 
 # List the recipes
 default:
@@ -76,93 +74,7 @@ prepare: rootfs _mdbook _shellcheck
 
 # Is this machine ready for the workbook? Names each problem and its fix; --fix clears leftovers
 doctor *flags:
-    #!/usr/bin/env bash
-    set -uo pipefail
-    # One line per thing the workbook needs: ✔, or ✘ with what to do. With --fix, it also
-    # clears what an interrupted run can leave behind: mounts in this checkout, the
-    # workbook's cgroups, and files in target/ that a run as root left root's.
-    fix=false
-    [ "${1:-}" = --fix ] && fix=true
-    problems=0
-    ok() { echo "✔ $*"; }
-    no() { echo "✘ $1"; echo "    fix: $2"; problems=$((problems + 1)); }
-    {{ as_root }}
-
-    [ "$(uname -s)" = Linux ] && ok "Linux $(uname -r)" ||
-        no "this is not Linux: namespaces and cgroups are Linux's" "use a Linux virtual machine (book: Setup)"
-    if [ "$(id -u)" = 0 ]; then ok "root"
-    elif command -v sudo >/dev/null; then ok "sudo, for runs as root (ROOTLESS=1 runs without)"
-    else ok "no sudo: the steps run rootless (book: chapter 2, Without root)"; fi
-    # Rootless runs need the kernel to let users make user namespaces (steps 2 to 5 check too).
-    refused=
-    [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)" = 1 ] &&
-        refused=kernel.apparmor_restrict_unprivileged_userns=0
-    [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)" = 0 ] &&
-        refused=kernel.unprivileged_userns_clone=1
-    [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)" = 0 ] &&
-        refused=user.max_user_namespaces=15000
-    if [ -z "$refused" ]; then ok "user namespaces, for rootless runs"
-    elif [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then ok "no user namespaces for users (${refused%=*}): runs as root only"
-    else no "no sudo, and the kernel refuses users user namespaces (${refused%=*})" "as root, once: sysctl $refused (book: Troubleshooting)"; fi
-    # Rootless, a second user in the container (--user) needs a range of IDs of your own.
-    ranged() { grep -qsE "^($(id -un)|$(id -u)):" "$1"; }
-    if [ "$(id -u)" != 0 ] && [ -z "$refused" ]; then
-        if command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && ranged /etc/subuid && ranged /etc/subgid
-        then ok "newuidmap, and IDs of your own in /etc/subuid and /etc/subgid: rootless --user works"
-        else echo "  (rootless, --user needs the uidmap package and a range of IDs of your own: book: Troubleshooting)"; fi
-    fi
-    for ns in uts pid mnt ipc net; do
-        [ -e /proc/self/ns/$ns ] || no "the kernel has no $ns namespaces" "use a kernel built with namespaces (any distribution's)"
-    done
-    ok "namespaces: uts pid mnt ipc net"
-    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-        layout=v2 controllers=$(cat /sys/fs/cgroup/cgroup.controllers)
-    elif [ -d /sys/fs/cgroup/unified ]; then
-        layout=hybrid controllers=$(ls /sys/fs/cgroup)
-    else
-        layout=v1 controllers=$(ls /sys/fs/cgroup 2>/dev/null)
-    fi
-    missing=
-    for c in memory pids cpu; do grep -qw "$c" <<<"$controllers" || missing="$missing $c"; done
-    [ -z "$missing" ] && ok "cgroups: $layout, with memory, pids and cpu" ||
-        no "cgroups ($layout) lack:$missing" "step 5 needs them: boot with them enabled, or leave out its limits"
-    [ {{ mode }} = rootless ] && [ "$layout" != v2 ] &&
-        echo "  (rootless, step 5's limits need cgroup v2, delegated to you: here they need root)"
-    if command -v rustc >/dev/null; then
-        version=$(rustc --version | cut -d' ' -f2)
-        if printf '%s\n' 1.89.0 "$version" | sort -V -C; then ok "Rust $version"
-        else no "Rust $version is older than 1.89" "rustup update"; fi
-    else
-        no "no Rust" "install it from https://rustup.rs"
-    fi
-    if [ -f rootfs/.built ]; then ok "rootfs/ built: $(paste -sd' ' rootfs/.built)"
-    elif command -v apt-get >/dev/null; then no "rootfs/ not built yet" "just rootfs"
-    else no "rootfs/ not built, and no apt-get to build it" "see rootfs/README.md"; fi
-    command -v mdbook >/dev/null && ok "mdBook $(mdbook --version | cut -d' ' -f2)" ||
-        no "no mdBook, for the book" "just prepare (or cargo install --locked mdbook@0.5.4)"
-
-    # What an interrupted run can leave: a mount in this checkout (rootfs/ bound on itself,
-    # its old root), the workbook's cgroups, root's files in target/.
-    here=$(pwd)
-    mounts=$(awk -v here="$here" 'index($5, here "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
-    if [ -z "$mounts" ]; then ok "no mount left in this checkout"
-    elif $fix; then for m in $mounts; do as_root umount -l "$m" && echo "  unmounted $m"; done
-    else no "mounts left in this checkout: $(echo $mounts)" "just doctor --fix"; fi
-    cgroups=$(find /sys/fs/cgroup -type d \( -name 'byoc-*' -o -name byoc -o -name byoc-net \) 2>/dev/null |
-        while read -r dir; do
-            pid=${dir##*/byoc-}
-            case "$pid" in *[!0-9]* | '') [ -z "$(ls -d "$dir"/*/ 2>/dev/null)" ] && echo "$dir" ;; *) kill -0 "$pid" 2>/dev/null || echo "$dir" ;; esac
-        done | sort -r)
-    if [ -z "$cgroups" ]; then ok "no cgroup of the workbook's left"
-    elif $fix; then for c in $cgroups; do as_root rmdir "$c" 2>/dev/null && echo "  removed $c"; done
-    else no "cgroups left: $(echo $cgroups)" "just doctor --fix"; fi
-    if [ "$(id -u)" != 0 ] && [ -d target ] && [ -n "$(find target -user 0 -print -quit)" ]; then
-        if $fix; then as_root chown -R "$(id -u):$(id -g)" target && echo "  target/ is yours again"
-        else no "files in target/ belong to root, and stop your builds" "just doctor --fix"; fi
-    else
-        ok "target/ is yours"
-    fi
-    [ "$problems" = 0 ] && echo "Ready." || { echo "$problems to fix."; exit 1; }
+    @tests/workshop/doctor.sh "$@"
 
 # Fill rootfs/ with busybox and stress, unpacked from your distribution's packages
 rootfs dir="rootfs":
