@@ -8,10 +8,10 @@ set positional-arguments
 # with ROOTLESS=1 (`ROOTLESS=1 just step4 run /bin/sh`, as a user), they run rootless.
 mode := if `id -u` == "0" { "root" } else if env("ROOTLESS", "") == "1" { "rootless" } else if `command -v sudo || true` != "" { "sudo" } else { "rootless" }
 sudo := if mode == "sudo" { "sudo" } else { "" }
+# The mode, and why, in the line each run starts with (`_mode`).
+mode_why := if mode == "root" { "as root" } else if mode == "sudo" { "as root, through sudo (ROOTLESS=1 runs it without root)" } else if env("ROOTLESS", "") == "1" { "rootless, as $(id -un) in a user namespace, as ROOTLESS=1 asks (book: chapter 2)" } else { "rootless, as $(id -un) in a user namespace: no sudo here (book: chapter 2)" }
 # What needs root in every mode (the tests): sudo unless root.
 root_sudo := if `id -u` == "0" { "" } else { "sudo" }
-# A shell function for recipes: run a command as root, through sudo unless we are root.
-as_root := 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }'
 
 # List the recipes
 default:
@@ -57,39 +57,15 @@ exercise n *flags:
 # Check your steps, stage by stage, in a safety net: just check, just check 3, just check 3.2
 [no-exit-message]
 check *what: rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    # The checks' program: built as you; run as root, which the containers need, or, rootless,
-    # as you, with a safety net of your own (book: Workshop, Without root). It builds your
-    # steps as you, and runs each in the safety net (book: Workshop).
-    exe=$(cargo test -q --no-run --test workshop --message-format=json | grep '"name":"workshop"' |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p') || exit
-    just _mode "just check"
-    if [ {{ mode }} = sudo ]; then exec sudo env CARGO="$(command -v cargo)" "$exe" check "$@"; fi
-    exec "$exe" check "$@"
+    @tests/workshop/check.sh {{ mode }} "$@"
 
 # Run your own step N by hand, in the safety net: just yours 3 run /bin/sh
 [no-exit-message]
 yours n *args: rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    step=$1
-    shift
-    [ -f "steps/yours/step$step/main.rs" ] || { echo "You have no step $step yet: \`just exercise $step\` makes it." >&2; exit 1; }
-    cp Cargo.lock steps/yours/Cargo.lock
-    cargo build -q --offline --manifest-path steps/yours/Cargo.toml --target-dir target/yours --bin "step$step" || exit
-    # In a throwaway stand-in for the host, for 15 minutes at most: a step that is still
-    # wrong cannot harm the real one, and what it would have done is said after the run.
-    report=$(mktemp)
-    just _mode "just yours $step"
-    {{ sudo }} tests/tools/safety-net.sh "$report" 900 "target/yours/debug/step$step" "$@"
-    status=$?
-    sed -n 's/^harm /safety net: /p' "$report" >&2
-    rm -f "$report"
-    exit "$status"
+    @tests/workshop/yours.sh {{ mode }} "$@"
 
 # Before a workshop: fetch and build all that the day needs, so that it needs no network
-prepare: rootfs _mdbook
+prepare: rootfs _mdbook _shellcheck
     cargo fetch --locked
     cargo build --bins
     cargo test --no-run
@@ -98,215 +74,17 @@ prepare: rootfs _mdbook
 
 # Is this machine ready for the workbook? Names each problem and its fix; --fix clears leftovers
 doctor *flags:
-    #!/usr/bin/env bash
-    set -uo pipefail
-    # One line per thing the workbook needs: ✔, or ✘ with what to do. With --fix, it also
-    # clears what an interrupted run can leave behind: mounts in this checkout, the
-    # workbook's cgroups, and files in target/ that a run as root left root's.
-    fix=false
-    [ "${1:-}" = --fix ] && fix=true
-    problems=0
-    ok() { echo "✔ $*"; }
-    no() { echo "✘ $1"; echo "    fix: $2"; problems=$((problems + 1)); }
-    {{ as_root }}
-
-    [ "$(uname -s)" = Linux ] && ok "Linux $(uname -r)" ||
-        no "this is not Linux: namespaces and cgroups are Linux's" "use a Linux virtual machine (book: Setup)"
-    if [ "$(id -u)" = 0 ]; then ok "root"
-    elif command -v sudo >/dev/null; then ok "sudo, for runs as root (ROOTLESS=1 runs without)"
-    else ok "no sudo: the steps run rootless (book: chapter 2, Without root)"; fi
-    # Rootless runs need the kernel to let users make user namespaces (steps 2 to 5 check too).
-    refused=
-    [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)" = 1 ] &&
-        refused=kernel.apparmor_restrict_unprivileged_userns=0
-    [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)" = 0 ] &&
-        refused=kernel.unprivileged_userns_clone=1
-    [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)" = 0 ] &&
-        refused=user.max_user_namespaces=15000
-    if [ -z "$refused" ]; then ok "user namespaces, for rootless runs"
-    elif [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then ok "no user namespaces for users (${refused%=*}): runs as root only"
-    else no "no sudo, and the kernel refuses users user namespaces (${refused%=*})" "as root, once: sysctl $refused (book: Troubleshooting)"; fi
-    # Rootless, a second user in the container (--user) needs a range of IDs of your own.
-    ranged() { grep -qsE "^($(id -un)|$(id -u)):" "$1"; }
-    if [ "$(id -u)" != 0 ] && [ -z "$refused" ]; then
-        if command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && ranged /etc/subuid && ranged /etc/subgid
-        then ok "newuidmap, and IDs of your own in /etc/subuid and /etc/subgid: rootless --user works"
-        else echo "  (rootless, --user needs the uidmap package and a range of IDs of your own: book: Troubleshooting)"; fi
-    fi
-    for ns in uts pid mnt ipc net; do
-        [ -e /proc/self/ns/$ns ] || no "the kernel has no $ns namespaces" "use a kernel built with namespaces (any distribution's)"
-    done
-    ok "namespaces: uts pid mnt ipc net"
-    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-        layout=v2 controllers=$(cat /sys/fs/cgroup/cgroup.controllers)
-    elif [ -d /sys/fs/cgroup/unified ]; then
-        layout=hybrid controllers=$(ls /sys/fs/cgroup)
-    else
-        layout=v1 controllers=$(ls /sys/fs/cgroup 2>/dev/null)
-    fi
-    missing=
-    for c in memory pids cpu; do grep -qw "$c" <<<"$controllers" || missing="$missing $c"; done
-    [ -z "$missing" ] && ok "cgroups: $layout, with memory, pids and cpu" ||
-        no "cgroups ($layout) lack:$missing" "step 5 needs them: boot with them enabled, or leave out its limits"
-    [ {{ mode }} = rootless ] && [ "$layout" != v2 ] &&
-        echo "  (rootless, step 5's limits need cgroup v2, delegated to you: here they need root)"
-    if command -v rustc >/dev/null; then
-        version=$(rustc --version | cut -d' ' -f2)
-        if printf '%s\n' 1.89.0 "$version" | sort -V -C; then ok "Rust $version"
-        else no "Rust $version is older than 1.89" "rustup update"; fi
-    else
-        no "no Rust" "install it from https://rustup.rs"
-    fi
-    if [ -f rootfs/.built ]; then ok "rootfs/ built: $(paste -sd' ' rootfs/.built)"
-    elif command -v apt-get >/dev/null; then no "rootfs/ not built yet" "just rootfs"
-    else no "rootfs/ not built, and no apt-get to build it" "see rootfs/README.md"; fi
-    command -v mdbook >/dev/null && ok "mdBook $(mdbook --version | cut -d' ' -f2)" ||
-        no "no mdBook, for the book" "just prepare (or cargo install --locked mdbook@0.5.4)"
-
-    # What an interrupted run can leave: a mount in this checkout (rootfs/ bound on itself,
-    # its old root), the workbook's cgroups, root's files in target/.
-    here=$(pwd)
-    mounts=$(awk -v here="$here" 'index($5, here "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
-    if [ -z "$mounts" ]; then ok "no mount left in this checkout"
-    elif $fix; then for m in $mounts; do as_root umount -l "$m" && echo "  unmounted $m"; done
-    else no "mounts left in this checkout: $(echo $mounts)" "just doctor --fix"; fi
-    cgroups=$(find /sys/fs/cgroup -type d \( -name 'byoc-*' -o -name byoc -o -name byoc-net \) 2>/dev/null |
-        while read -r dir; do
-            pid=${dir##*/byoc-}
-            case "$pid" in *[!0-9]* | '') [ -z "$(ls -d "$dir"/*/ 2>/dev/null)" ] && echo "$dir" ;; *) kill -0 "$pid" 2>/dev/null || echo "$dir" ;; esac
-        done | sort -r)
-    if [ -z "$cgroups" ]; then ok "no cgroup of the workbook's left"
-    elif $fix; then for c in $cgroups; do as_root rmdir "$c" 2>/dev/null && echo "  removed $c"; done
-    else no "cgroups left: $(echo $cgroups)" "just doctor --fix"; fi
-    if [ "$(id -u)" != 0 ] && [ -d target ] && [ -n "$(find target -user 0 -print -quit)" ]; then
-        if $fix; then as_root chown -R "$(id -u):$(id -g)" target && echo "  target/ is yours again"
-        else no "files in target/ belong to root, and stop your builds" "just doctor --fix"; fi
-    else
-        ok "target/ is yours"
-    fi
-    [ "$problems" = 0 ] && echo "Ready." || { echo "$problems to fix."; exit 1; }
+    @tests/workshop/doctor.sh "$@"
 
 # Fill rootfs/ with busybox and stress, unpacked from your distribution's packages
 rootfs dir="rootfs":
-    #!/usr/bin/env bash
-    set -euo pipefail
-    # Build the container's root filesystem in $1 (default: rootfs): a static
-    # busybox (sh, ls, ps, ip, mount...) plus `stress` for the cgroup chapters.
-    # Both come from Debian/Ubuntu packages that we unpack, not install: the host
-    # stays untouched and nothing here needs root.
-    target=${1:-rootfs}
-    packages=(busybox-static stress)
-
-    # Built already? Then stop here, quietly: a re-run is instant and changes
-    # nothing (delete $target/.built to rebuild).
-    if [[ -f $target/.built && -x $target/bin/busybox && -x $target/usr/bin/stress ]]; then
-        exit 0
-    fi
-
-    if ! command -v apt-get >/dev/null; then
-        cat >&2 <<EOF
-    error: apt-get not found: this recipe unpacks Debian/Ubuntu packages.
-    Elsewhere, put these in $target/ by hand, then run \`touch $target/.built\`:
-      bin/busybox            a statically linked busybox (your distribution's, or busybox.net's)
-      bin/sh, usr/bin/ls...  relative links to it, one per line of \`bin/busybox --list-full\`
-      usr/bin/stress         stress, and each library \`ldd\` lists for it at the same path
-      proc sys dev tmp root home   empty directories
-      etc/passwd etc/group   users root, nobody and learner (uid 1000), their groups
-    EOF
-        exit 1
-    fi
-
-    # A scratch directory for the .deb files and their unpacked contents,
-    # removed however the script ends.
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    debs=$work/debs staging=$work/staging
-    mkdir "$debs" "$staging"
-
-    # As root, apt downloads as its unprivileged user _apt, which cannot write to
-    # our private scratch directory and would warn: stay root for the download.
-    apt_options=()
-    if [[ $EUID -eq 0 ]]; then apt_options=(-o APT::Sandbox::User=root); fi
-
-    echo "downloading ${packages[*]} (not installing them)"
-    status=0
-    (cd "$debs" && apt-get download -q "${apt_options[@]}" "${packages[@]}") 2>"$work/errors" || status=$?
-    cat "$work/errors" >&2   # apt's own warnings and errors, if any
-    if ((status != 0)); then
-        if grep -q -e 'Unable to locate package' -e 'no installation candidate' "$work/errors"; then
-            echo "error: apt does not know a package we need. Run \`sudo apt-get update\` and retry" \
-                 "(on Ubuntu, stress is in 'universe': \`sudo add-apt-repository universe\` first)." >&2
-        else
-            echo "error: apt-get download failed: its package lists are probably stale (404 errors)" \
-                 "or the network is down. Run \`sudo apt-get update\` and retry." >&2
-        fi
-        exit 1
-    fi
-
-    # dpkg-deb -x unpacks a package's files without running its install scripts.
-    for deb in "$debs"/*.deb; do
-        dpkg-deb -x "$deb" "$staging"
-    done
-
-    # busybox is one static binary that acts as ls, sh, ps... according to the
-    # name it is called by. Link every applet to it with a *relative* link
-    # (usr/bin/ls -> ../../bin/busybox), which resolves both inside the container
-    # and from the host; an absolute /bin/busybox would point at the host's.
-    echo "installing busybox and its applets"
-    busybox=$staging/bin/busybox
-    [[ -f $busybox ]] || busybox=$staging/usr/bin/busybox   # newer packages: usr/bin
-    install -D -m 755 "$busybox" "$target/bin/busybox"
-    for applet in $("$target/bin/busybox" --list-full); do
-        case $applet in
-            bin/busybox | linuxrc) continue ;;   # itself; an initrd's init
-        esac
-        mkdir -p "$target/${applet%/*}"      # bin, sbin, usr/bin or usr/sbin
-        ln -sfr "$target/bin/busybox" "$target/$applet"
-    done
-
-    # stress is linked dynamically: copy exactly the libraries ldd lists, the
-    # dynamic loader included, to the same absolute paths under the rootfs, where
-    # the loader will look for them inside the container.
-    echo "installing stress and its libraries"
-    install -D -m 755 "$staging/usr/bin/stress" "$target/usr/bin/stress"
-    libraries=$(ldd "$staging/usr/bin/stress")
-    if grep -q 'not found' <<<"$libraries"; then
-        echo "error: stress needs libraries this host lacks:" >&2
-        grep 'not found' <<<"$libraries" >&2
-        exit 1
-    fi
-    for library in $(grep -o '/[^ ]*' <<<"$libraries"); do
-        cp -L --parents "$library" "$target"   # -L: the file, not a symlink to it
-    done
-
-    # Mount points and the home directories, which the container expects to find.
-    # oldrootfs/ is where step 3 puts the host's old root (book: chapter 3); it is
-    # made here, once, so that no run has to make it, or may remove it.
-    mkdir -p "$target"/{proc,sys,dev,tmp,oldrootfs,root,home/learner,etc}
-    chmod 1777 "$target/tmp"   # anyone may write, like the host's /tmp
-
-    # Just enough users and groups for `id` and `ls -l` to show names.
-    cat >"$target/etc/passwd" <<'EOF'
-    root:x:0:0:root:/root:/bin/sh
-    learner:x:1000:1000:learner:/home/learner:/bin/sh
-    nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-    EOF
-    cat >"$target/etc/group" <<'EOF'
-    root:x:0:
-    learner:x:1000:
-    nogroup:x:65534:
-    EOF
-
-    # Written last: it exists only if everything above succeeded.
-    for deb in "$debs"/*.deb; do
-        dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb"
-    done >"$target/.built"
-    echo "$target/ is ready: $(paste -sd' ' "$target/.built") ($(du -sh "$target" | cut -f1))"
+    @rootfs/build.sh "$@"
 
 # Everything CI checks: formatting, lints, every test (as root), the book, then the VM test
-test: _root_for_tests rootfs _mdbook _uidmap && test-vm
+test: _root_for_tests rootfs _mdbook _uidmap _shellcheck && test-vm
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
+    tests/tools/shellcheck.sh
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
     book/tools/check.sh
@@ -316,62 +94,7 @@ test: _root_for_tests rootfs _mdbook _uidmap && test-vm
 # What each step costs: `run /bin/true` in each step, beside bubblewrap, unshare and crun/runc
 [no-exit-message]
 bench runs="300" results="book/src/costs/results.csv": rootfs
-    #!/usr/bin/env bash
-    set -uo pipefail
-    runs={{ runs }} results={{ results }}
-    {{ as_root }}
-    # What it needs, installed when missing: hyperfine and bubblewrap, and Rust's musl target.
-    missing=()
-    command -v hyperfine >/dev/null || missing+=(hyperfine)
-    command -v bwrap >/dev/null || missing+=(bubblewrap)
-    if [ ${#missing[@]} -gt 0 ]; then just _apt_install "just bench" "${missing[@]}" || exit; fi
-    # Release builds, static with musl, as many Rust tools ship: no dynamic loader, and none of
-    # glibc's start-up probing of the CPU, at each of a run's three execs (the runtime, its
-    # child, the command).
-    target=$(uname -m)-unknown-linux-musl
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-        command -v rustup >/dev/null || { echo "just bench builds for $target, which needs rustup: https://rustup.rs" >&2; exit 1; }
-        rustup target add "$target" || exit
-    fi
-    cargo build -q --release --bins --target "$target" --target-dir target/bench || exit
-    bin=target/bench/$target/release
-    rootfs=$(realpath rootfs)
-    benches=(
-        -n "step 1" "$bin/step1 run /bin/true"
-        -n "step 2" "$bin/step2 run /bin/true"
-        -n "step 3" "$bin/step3 run /bin/true"
-        -n "step 4" "$bin/step4 run /bin/true"
-        -n "step 5" "$bin/step5 run /bin/true"
-        -n "step 5 --memory 100m" "$bin/step5 run --memory 100m /bin/true"
-        -n "bwrap" "bwrap --unshare-all --new-session --die-with-parent --bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
-        -n "unshare" "unshare --mount --uts --ipc --net --pid --fork --root $rootfs /bin/true"
-    )
-    # An OCI runtime, when there is one that can run here: a bundle of the rootfs and its spec.
-    bundle=$(realpath -m target/bench/bundle)
-    for oci in crun runc; do
-        command -v "$oci" >/dev/null || continue
-        rm -rf "$bundle" && mkdir -p "$bundle" && (cd "$bundle" && "$oci" spec) || continue
-        sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"\/bin\/true"/' \
-            -e "s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" "$bundle/config.json"
-        if why=$(as_root "$oci" run --bundle "$bundle" byoc-bench 2>&1); then
-            benches+=(-n "$oci" "$oci run --bundle $bundle byoc-bench")
-        else
-            echo "$oci: left out, it cannot run here: $why" >&2
-        fi
-    done
-    csv=$(mktemp)
-    warmup=$((runs < 50 ? runs : 50))
-    as_root hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-csv "$csv" "${benches[@]}" || exit
-    mkdir -p "$(dirname "$results")"
-    cat "$csv" >"$results"
-    rm -f "$csv"
-    book/tools/chart.sh "$results" >"${results%.csv}.svg"
-    # The book's two questions, by the medians (a busy machine's outliers move the means).
-    awk -F, '{ median[$1] = $4 * 1000 } END {
-        printf "step 4 / bwrap: %.2fx\n", median["step 4"] / median["bwrap"]
-        printf "step 5 --memory 100m - step 4: %+.2f ms\n", median["step 5 --memory 100m"] - median["step 4"]
-    }' "$results"
-    echo "results in $results, chart in ${results%.csv}.svg"
+    @book/tools/bench.sh "$@"
 
 # Boot a throwaway pure cgroup-v2 VM, like a systemd laptop, and run tests/vm/tests.sh in it
 test-vm: rootfs
@@ -392,42 +115,27 @@ book-check: _mdbook
 # The tests need root, rootless or not: without sudo, say so and how
 [no-exit-message]
 _root_for_tests:
-    #!/usr/bin/env sh
-    { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; } && exit
-    echo "error: just test needs root, for the containers and cgroups the tests make, and there is no sudo here: run it as root. (The steps, just check and just yours run without root: book, chapter 2, Without root.)" >&2
-    exit 1
+    @[ "$(id -u)" = 0 ] || command -v sudo >/dev/null || { echo "error: just test needs root, for the containers and cgroups the tests make, and there is no sudo here: run it as root. (The steps, just check and just yours run without root: book, chapter 2, Without root.)" >&2; exit 1; }
 
 # One line before each run: root or rootless, and why
 _mode step:
-    #!/usr/bin/env sh
-    case {{ mode }} in
-    root) echo "{{ step }}: as root" ;;
-    sudo) echo "{{ step }}: as root, through sudo (ROOTLESS=1 runs it without root)" ;;
-    *) echo "{{ step }}: rootless, as $(id -un) in a user namespace$([ "${ROOTLESS:-}" = 1 ] && echo ', as ROOTLESS=1 asks' || echo ': no sudo here') (book: chapter 2)" ;;
-    esac >&2
+    @echo "{{ step }}: {{ mode_why }}" >&2
 
 _build:
     @cargo build --quiet --bins
 
 # newuidmap and newgidmap, which the rootless tests with a range of IDs run (book: chapter 2)
 _uidmap:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && exit
-    just _apt_install "the rootless tests" uidmap
+    @command -v newuidmap >/dev/null && command -v newgidmap >/dev/null || just _apt_install "the rootless tests" uidmap
 
 # Install Debian or Ubuntu packages, for WHY, with apt-get, as root
 [no-exit-message]
 _apt_install why +packages:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    shift
-    {{ as_root }}
-    command -v apt-get >/dev/null || { echo "{{ why }} needs $*: install them with your package manager" >&2; exit 1; }
-    echo "installing $* with apt-get, for {{ why }}" >&2
-    # Without the one harmless line every install prints when apt-utils is missing.
-    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" \
-        2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
+    @tests/tools/apt-install.sh "$@"
+
+# shellcheck, which `just test` lints every shell script with
+_shellcheck:
+    @command -v shellcheck >/dev/null || just _apt_install "just test" shellcheck
 
 # mdBook at the version the book is written for
 _mdbook:

@@ -4,8 +4,9 @@
 //! first says which, in one line on stderr, and why.
 //!
 //! The learner here is user `nobody`, in a checkout of its own (`RootlessCheckout`: the step
-//! built, rootfs/ its own) with the project's justfile, `just` itself, and a `cargo` that
-//! builds nothing, since the steps are built already (root's toolchain is not `nobody`'s).
+//! built, rootfs/ its own) with the project's justfile and its scripts, `just` itself, and a
+//! `cargo` that builds nothing, since the steps are built already (root's toolchain is not
+//! `nobody`'s).
 //! For the learner with sudo, a stand-in `sudo` on the PATH says what it was asked to run,
 //! then runs it: a test cannot hand `nobody` real root.
 
@@ -61,6 +62,10 @@ struct Machine<'a> {
     prepare: Option<&'a dyn Fn(&Path)>,
 }
 
+/// The scripts that the recipes these tests run call, copied beside the justfile (rootfs/'s
+/// build.sh comes with the copy of rootfs/).
+const SCRIPTS: [&str; 2] = ["tests/workshop/check.sh", "tests/workshop/yours.sh"];
+
 /// `as_nobody_after` script: a pure cgroup v2 machine's /sys/fs/cgroup.
 const CGROUP_V2: &str = "mount -t tmpfs tmpfs /sys/fs/cgroup
 echo 'cpu memory pids' >/sys/fs/cgroup/cgroup.controllers";
@@ -81,6 +86,10 @@ fn just_as_nobody(step: &Step, machine: Machine, args: &[&str]) -> Run {
         program(&bin, "sudo", SUDO.as_bytes());
     }
     fs::copy(Path::new(common::PROJECT).join("justfile"), checkout.dir.join("justfile")).unwrap();
+    for script in SCRIPTS {
+        fs::create_dir_all(checkout.dir.join(script).parent().unwrap()).unwrap();
+        fs::copy(Path::new(common::PROJECT).join(script), checkout.dir.join(script)).unwrap();
+    }
     let mut command = common::as_nobody_after(if machine.cgroup_v2 { CGROUP_V2 } else { ":" });
     command.arg(bin.join("just")).args(args);
     command.current_dir(&checkout.dir).env("HOME", "/").env_remove("ROOTLESS");

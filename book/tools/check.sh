@@ -2,25 +2,27 @@
 # Checks the book against the code and the tests; exits non-zero on any failure.
 #
 #   (a) diffs     book/src/diffs/*.diff are what book/tools/diffs.sh writes now
-#   (b) build     `mdbook build` (the pinned version) succeeds and prints no
-#                 warning or error: only INFO lines
-#   (c) includes  every {{#include}} / {{#rustdoc_include}} in book/src names a
+#   (b) includes  every {{#include}} / {{#rustdoc_include}} in book/src names a
 #                 file that exists and a part of it that is not empty (mdBook
 #                 itself includes nothing, silently, for a missing anchor or a
 #                 line range past the end), and that shows no `ANCHOR:` comment
 #                 lines; one of a snapshot must start at the line after the
 #                 snapshot's YAML header and run to its end
-#   (d) links     every href and src in the built HTML points to a file that
-#                 exists, and its #fragment to an id in that file
-#   (g) man       every manual page a chapter names is a link to man7.org
-#   (f) whole     every line of the files that chapters quote whole (step 2's rootless.rs, step 4's
+#   (c) whole     every line of the files that chapters quote whole (step 2's rootless.rs, step 4's
 #                 parts, step 5's cgroup.rs and limits.rs) is in an included region
-#   (h) chart     book/src/costs/results.svg is what book/tools/chart.sh draws
+#   (d) chart     book/src/costs/results.svg is what book/tools/chart.sh draws
 #                 from book/src/costs/results.csv, the results `just bench` wrote
-#   (e) run-it    every `$ ` line in a "Run it" section (a heading of level 1 to 3
+#   (e) man       every manual page a chapter names is a link to man7.org
+#   (f) build     `mdbook build` (the pinned version) succeeds and prints no
+#                 warning or error: only INFO lines
+#   (g) links     every href and src in the built HTML points to a file that
+#                 exists, and its #fragment to an id in that file
+#   (h) run-it    every `$ ` line in a "Run it" section (a heading of level 1 to 3
 #                 that starts with "Run it") of the built book is the first line
 #                 of some tests/snapshots/*.snap body: the book shows only
 #                 commands that a snapshot test runs
+#
+# In this order: (c) reads what (b) found included; (g) and (h) read the book that (f) built.
 #
 # Usage: book/tools/check.sh            (from anywhere; the repository is found
 #                                        from this script's own place)
@@ -63,7 +65,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# (c) Includes resolve to something. Static: mdBook cannot be asked.
+# (b) Includes resolve to something. Static: mdBook cannot be asked.
 # ---------------------------------------------------------------------------
 # The first line of a snapshot's body: the line after its second `---`.
 snap_body_start() {
@@ -115,7 +117,7 @@ for md in "${chapters[@]}"; do
             fi
             from=$((from + 1)) to=$((to - 1))
         fi
-        # What was included, for (f): the file, relative to the repository, and the lines.
+        # What was included, for (c): the file, relative to the repository, and the lines.
         printf '%s\t%s\t%s\n' "$(realpath -m --relative-to="$root" "$file")" "$from" "$to" >>"$tmp/included"
         if ! lines_have_text "$file" "$from" "$to"; then
             fail includes "$where: includes nothing (empty file, empty region, or lines past the end)"
@@ -144,7 +146,7 @@ done
 ((failures == include_failures)) && pass includes "$include_count includes, each resolves to text"
 
 # ---------------------------------------------------------------------------
-# (f) The files that a chapter quotes whole are quoted whole: every line of
+# (c) The files that a chapter quotes whole are quoted whole: every line of
 #     them, but blank and ANCHOR lines, is in a region that some chapter
 #     includes. A line added outside every anchor would be code the reader
 #     never sees.
@@ -167,7 +169,7 @@ done
 ((failures == whole_failures)) && pass whole "${#whole[@]} files quoted whole, every line of each"
 
 # ---------------------------------------------------------------------------
-# (h) The chart of "What each step costs" is the committed results', drawn.
+# (d) The chart of "What each step costs" is the committed results', drawn.
 # ---------------------------------------------------------------------------
 if "$book/tools/chart.sh" "$src/costs/results.csv" >"$tmp/chart.svg" &&
     cmp -s "$tmp/chart.svg" "$src/costs/results.svg"; then
@@ -177,7 +179,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# (g) Every manual page a chapter names, such as `pivot_root(2)`, is a link to
+# (e) Every manual page a chapter names, such as `pivot_root(2)`, is a link to
 #     it on man7.org: a reader should never have to search for one.
 # ---------------------------------------------------------------------------
 man_failures=$failures
@@ -191,7 +193,7 @@ done
 ((failures == man_failures)) && pass man "every manual page named is a link"
 
 # ---------------------------------------------------------------------------
-# (b) mdbook build, and nothing but INFO in its output.
+# (f) mdbook build, and nothing but INFO in its output.
 # ---------------------------------------------------------------------------
 mdbook=${MDBOOK:-$(command -v mdbook || echo "$HOME/.cargo/bin/mdbook")}
 built=false
@@ -225,7 +227,7 @@ unescape() { sed -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&quot;/"/g' -e "s/&#39;/'
 if $built; then
     html=$tmp/html
     # -----------------------------------------------------------------------
-    # (d) Links and images in the built HTML.
+    # (g) Links and images in the built HTML.
     # -----------------------------------------------------------------------
     link_failures=$failures
     link_count=0
@@ -259,7 +261,7 @@ if $built; then
     ((failures == link_failures)) && pass links "$link_count links and images resolve"
 
     # -----------------------------------------------------------------------
-    # (e) Commands in "Run it" sections are the commands the snapshots run.
+    # (h) Commands in "Run it" sections are the commands the snapshots run.
     # -----------------------------------------------------------------------
     : >"$tmp/commands"
     shopt -s nullglob

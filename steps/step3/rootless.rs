@@ -96,7 +96,7 @@ pub fn become_root(remap: Option<u32>) -> Result<()> {
 /// The kernel settings that refuse user namespaces to users, (file, the value
 /// that refuses, the setting as sysctl(8) names it with a value that allows,
 /// why a kernel refuses).
-const USERNS_SWITCHES: [(&str, &str, &str, &str); 3] = [
+pub const USERNS_SWITCHES: [(&str, &str, &str, &str); 3] = [
     (
         "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
         "1",

@@ -81,7 +81,7 @@ pub fn write_id_maps(child: Pid, remap: Option<u32>) -> Result<()> {
 /// users: our ranges in /etc/subuid and /etc/subgid (subuid(5)), lines
 /// `USER:FIRST:COUNT`, if the set-user-ID helpers that map them are installed
 /// (package `uidmap`). Without them, we map one ID, and `--user` is refused.
-fn subordinate_ids() -> Option<[(u32, u32); 2]> {
+pub fn subordinate_ids() -> Option<[(u32, u32); 2]> {
     let user = User::from_uid(Uid::effective()).ok()??;
     let range = |file| subordinate_range(file, &user.name, user.uid);
     let path = env::var_os("PATH").unwrap_or_default();
@@ -161,7 +161,7 @@ pub fn become_root(remap: Option<u32>) -> Result<()> {
 /// The kernel settings that refuse user namespaces to users, (file, the value
 /// that refuses, the setting as sysctl(8) names it with a value that allows,
 /// why a kernel refuses).
-const USERNS_SWITCHES: [(&str, &str, &str, &str); 3] = [
+pub const USERNS_SWITCHES: [(&str, &str, &str, &str); 3] = [
     (
         "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
         "1",

@@ -36,6 +36,7 @@ container() { # N: one container's whole life
     for dir in "${own_cgroups[@]}"; do mkdir -p "$dir/other-runtime-$$-$n"; done
     (
         for dir in "${own_cgroups[@]}"; do echo "$BASHPID" >"$dir/other-runtime-$$-$n/cgroup.procs"; done 2>/dev/null
+        # shellcheck disable=SC2016 # $0 is the inner sh's: "$n"
         exec unshare --pid --mount --uts --ipc --net --fork --mount-proc \
             sh -c 'hostname "other-$0"; sleep 0.5' "$n"
     )

@@ -17,7 +17,6 @@ set -u
 
 report="$1" seconds="$2"
 shift 2
-project=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     # ------------------------------------------------------------ outside: the host's side
@@ -62,13 +61,14 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     # step 5 on v1), or beside them (its step 5 on v2, which uses /sys/fs/cgroup/byoc).
     for dir in "${cgroups[@]}"; do
         echo $$ >"${dir%/*}/cgroup.procs" 2>/dev/null
-        for left in $(find "$dir" -mindepth 1 -depth -type d 2>/dev/null); do
+        while IFS= read -r left; do
             echo "harm your program left the cgroup ${left#"$dir"/} behind (removed now)" >>"$report"
             rmdir "$left" 2>/dev/null
-        done
+        done < <(find "$dir" -mindepth 1 -depth -type d 2>/dev/null)
         rmdir "$dir" 2>/dev/null
     done
-    for left in $(ls -d /sys/fs/cgroup/byoc/byoc-* /sys/fs/cgroup/byoc 2>/dev/null); do
+    for left in /sys/fs/cgroup/byoc /sys/fs/cgroup/byoc/byoc-*; do # in the order ls -d gave
+        [ -d "$left" ] || continue # an unmatched pattern, or no byoc/
         case "$v2_byoc_before" in *"$left"*) continue ;; esac
         echo "harm your program left the cgroup $left behind (removed now)" >>"$report"
         rmdir "$left" 2>/dev/null

@@ -53,7 +53,7 @@ is_dynamic() {
 # The VM's userland, and our cpio, is the container's own busybox: `just rootfs` unpacks it from
 # Debian's busybox-static, so nothing needs installing for it.
 busybox="$rootfs_dir/bin/busybox"
-[ -f "$busybox" ] && [ -x "$busybox" ] || die "$busybox not found: run \`just rootfs\`"
+{ [ -f "$busybox" ] && [ -x "$busybox" ]; } || die "$busybox not found: run \`just rootfs\`"
 busybox="$(cd "$rootfs_dir/bin" && pwd)/busybox" # absolute: the packing below runs elsewhere
 if is_dynamic "$busybox"; then
     die "$busybox is dynamically linked: the VM has no libc, it needs a static busybox"
@@ -82,7 +82,7 @@ fi
 # Only executables directly in BIN_DIR: a cargo target dir also holds deps/, build/, *.d, ...
 nbins=0
 for f in "$bin_dir"/*; do
-    [ -f "$f" ] && [ -x "$f" ] || continue
+    { [ -f "$f" ] && [ -x "$f" ]; } || continue
     # A dynamically linked binary would fail in the VM with a baffling "not found".
     if is_dynamic "$f"; then
         die "$f is dynamically linked; build with RUSTFLAGS='-C target-feature=+crt-static' --target x86_64-unknown-linux-gnu"

@@ -76,6 +76,7 @@ install_qemu() {
     # The known conflict: the machine has qemu-utils from <codename>-backports (10.x), which
     # bookworm's qemu-system-x86 7.2 would remove. Take qemu-system-x86 from backports too.
     local codename
+    # shellcheck source=/dev/null # the host's own, read as it is at run time
     codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
     [ -n "$codename" ] || die "qemu-system-x86 cannot be installed and this is not a Debian release with a codename"
     local src=/etc/apt/sources.list.d/byoc-${codename}-backports.sources
@@ -108,6 +109,7 @@ kernel_cached() { [ -L "$CACHE/vmlinuz" ] && [ -f "$CACHE/overlay.ko" ] && [ -f 
 # Ubuntu (or other) archive has no linux-image-cloud-amd64, and we would rather say so now.
 if ! kernel_cached; then
     apt_has_lists "$KERNEL_META" || apt_update
+    # shellcheck source=/dev/null # the host's own, read as it is at run time
     apt_has_lists "$KERNEL_META" ||
         die "apt offers no $KERNEL_META here ($(. /etc/os-release && echo "${PRETTY_NAME:-this system}")):" \
             "the test VM boots Debian's cloud kernel, which only a Debian archive has"

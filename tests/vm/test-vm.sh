@@ -34,6 +34,7 @@ skip() {
 arch="$(uname -m)"
 [ "$arch" = x86_64 ] || skip "the VM test needs an x86_64 (amd64) host to boot its amd64 kernel, and this one is $arch"
 # The kernel is Debian's cloud kernel, from the host's own package archive: Ubuntu's has none.
+# shellcheck source=/dev/null # the host's own, read as it is at run time
 distro="$(. /etc/os-release && echo "${ID:-unknown}")"
 [ "$distro" = debian ] || skip "the VM test boots Debian's cloud kernel, from a Debian host's package archive, and this host is $distro"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=dash # busybox sh runs it: an ash, which shellcheck checks as dash
 # tests/vm/tests.sh: the checks, run *inside* the test VM by busybox sh, from /opt/byoc, which is
 # laid out like the repository so that the steps' default `--rootfs rootfs` finds the rootfs:
 #   /opt/byoc/bin/      step1..step5, statically linked (on PATH)
@@ -142,13 +143,13 @@ cgroup_is_nonroot_and_populated() {
     # Count members that are neither this shell nor its children (e.g. the `cat` that reads
     # cgroup.procs, which is gone by the time we look): here, the session's `sleep`.
     others=0
-    for p in $(cat "$CG$SESSION/cgroup.procs"); do
-        [ "$p" != $$ ] && [ -e "/proc/$p" ] || continue
+    while read -r p; do
+        { [ "$p" != $$ ] && [ -e "/proc/$p" ]; } || continue
         ppid="$(awk '$1 == "PPid:" { print $2 }' "/proc/$p/status" 2>/dev/null)"
         [ "$ppid" = $$ ] && continue
         echo "other process: $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
         others=$((others + 1))
-    done
+    done <"$CG$SESSION/cgroup.procs"
     [ "$others" -gt 0 ]
 }
 subtree_control_is_ebusy() {
@@ -229,6 +230,7 @@ limits_are_in_place_while_it_runs() {
 }
 
 # The pids demo: 20 processes at most are the container's init, the shell and 18 sleeps.
+# shellcheck disable=SC2016 # the container's sh expands it
 PIDS_SCRIPT='for i in $(seq 50); do sleep 3 & echo "started sleep number $i"; done'
 pids_limit_bounds_a_fork_loop() {
     status=0
@@ -282,7 +284,7 @@ sixteen_at_once_twice() {
     for round in 1 2; do
         runs=
         for i in $(seq 16); do
-            step5 run --memory 50m true >/tmp/run.$i 2>&1 &
+            step5 run --memory 50m true >"/tmp/run.$i" 2>&1 &
             runs="$runs $!"
         done
         i=0
@@ -313,7 +315,7 @@ sixteen_at_once_beside_a_long_running_one() {
     done
     runs=
     for i in $(seq 16); do
-        step5 run --memory 50m --pids 20 cat /proc/self/cgroup >/tmp/run.$i 2>&1 &
+        step5 run --memory 50m --pids 20 cat /proc/self/cgroup >"/tmp/run.$i" 2>&1 &
         runs="$runs $!"
     done
     failed=0 i=0
@@ -344,10 +346,11 @@ host_controls_are_hidden_or_read_only() {
     echo "step 3: $opened"
     [ "$opened" = 1 ] || return 1
     for n in 4 5; do
+        # Its two lines, on one.
         refused=$(step$n run sh -c 'wc -c </proc/kcore
-            (: >>/proc/sysrq-trigger) 2>/dev/null || echo sysrq-trigger refused' 2>&1)
-        echo "step $n:" $refused
-        [ "$(echo $refused)" = "0 sysrq-trigger refused" ] || return 1
+            (: >>/proc/sysrq-trigger) 2>/dev/null || echo sysrq-trigger refused' 2>&1 | paste -s -d ' ' -)
+        echo "step $n: $refused"
+        [ "$refused" = "0 sysrq-trigger refused" ] || return 1
     done
 }
 
@@ -416,6 +419,7 @@ delegate_to_learner() {
 # systemd starts a user's service in it), for 120 s at most: `timeout` itself stays outside,
 # since a cgroup with a process of its own may not enable controllers for its children.
 as_learner_delegated() {
+    # shellcheck disable=SC2016 # the inner sh expands $$, $1 and $*
     timeout 120 sh -c 'echo $$ >"$1/cgroup.procs" && shift &&
         exec su -s /bin/sh learner -c "cd /opt/byoc && exec $*"' as-learner "$DELEGATED" "$@"
 }

@@ -4,6 +4,7 @@
 //!                                           copy of your own step N-1
 //!   workshop check [N | N.K]                check your steps, stage by stage, in the safety net
 //!   workshop prepare                        build the crates your steps use, ahead of time
+//!   workshop doctor [--fix]                 is this machine ready? --fix clears leftovers
 //!
 //! `check` runs as root and builds your code as you; or, for a learner without root, as them
 //! (book: Workshop, Without root). It is a test target
@@ -13,6 +14,22 @@
 mod common;
 #[path = "lib.rs"]
 mod workshop;
+
+mod doctor;
+// The doctor's facts, from the steps themselves: step 5's files, with what they use from their
+// crate (its limits.rs and narrate.rs). The doctor uses a part of them.
+#[allow(dead_code)]
+#[path = "../../steps/step5/limits.rs"]
+mod limits;
+#[allow(dead_code)]
+#[path = "../../steps/step5/narrate.rs"]
+mod narrate;
+#[allow(dead_code)]
+#[path = "../../steps/step5/rootless.rs"]
+mod rootless;
+#[allow(dead_code)]
+#[path = "../../steps/step5/cgroup/trees.rs"]
+mod trees;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,8 +54,13 @@ fn main() -> ExitCode {
         ["check"] => learner.check(None, out),
         ["check", what] => learner.check(Some(what), out),
         ["prepare"] => learner.prepare(out),
+        // As the shell's doctor did: --fix if it comes first, the rest unread.
+        ["doctor", rest @ ..] => return doctor::run(rest.first() == Some(&"--fix")),
         _ => {
-            eprintln!("usage: workshop exercise N [--from-previous] | check [N | N.K] | prepare");
+            eprintln!(
+                "usage: workshop exercise N [--from-previous] | check [N | N.K] | prepare \
+                 | doctor [--fix]"
+            );
             return ExitCode::from(2);
         }
     };
