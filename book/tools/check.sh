@@ -151,7 +151,7 @@ done
 #     includes. A line added outside every anchor would be code the reader
 #     never sees.
 # ---------------------------------------------------------------------------
-whole=(steps/step2/rootless.rs steps/step4/init.rs steps/step4/filesystems.rs steps/step4/privileges.rs steps/step4/seccomp.rs
+whole=(steps/step2/rootless.rs steps/step4/init.rs steps/step4/filesystems.rs steps/step4/privileges.rs steps/step4/seccomp.rs steps/step4/stdio.rs
     steps/step5/cgroup.rs steps/step5/limits.rs)
 whole_failures=$failures
 touch "$tmp/included"
