@@ -141,13 +141,6 @@ impl Show for std::convert::Infallible {
     }
 }
 
-/// An error: its name, `EPERM`.
-impl Show for Errno {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 /// An error from std: its name too, when the kernel gave it.
 impl Show for io::Error {
     fn show(&self) -> String {
@@ -158,22 +151,9 @@ impl Show for io::Error {
     }
 }
 
-/// A string: in quotes, as C would write it.
-impl Show for str {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 impl Show for String {
     fn show(&self) -> String {
         self.as_str().show()
-    }
-}
-
-impl Show for CStr {
-    fn show(&self) -> String {
-        format!("{self:?}")
     }
 }
 
@@ -197,12 +177,6 @@ impl<T: Show> Show for Vec<T> {
     }
 }
 
-impl Show for Path {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 impl Show for PathBuf {
     fn show(&self) -> String {
         self.as_path().show()
@@ -223,41 +197,9 @@ impl Show for Option<&str> {
     }
 }
 
-/// A number: a file descriptor, an ID.
-impl Show for i32 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for Uid {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for Gid {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for Pid {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
 impl Show for Signal {
     fn show(&self) -> String {
         self.as_str().to_string()
-    }
-}
-
-/// Flags by their names, joined by `|`, as C ORs them: `CLONE_NEWUTS|CLONE_NEWPID`; none is 0.
-impl Show for CloneFlags {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
     }
 }
 
@@ -268,12 +210,6 @@ impl Show for Mode {
             0 => "0".to_string(),
             bits => format!("0{bits:o}"),
         }
-    }
-}
-
-impl Show for MsFlags {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
     }
 }
 
@@ -302,12 +238,42 @@ impl Show for Option<WaitPidFlag> {
     }
 }
 
-/// How a process ended: `Exited(Pid(4711), 0)`, as nix's WaitStatus says it.
-impl Show for WaitStatus {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
+/// Numbers and IDs, and what else Rust displays as strace(1) would: `4711`, `CAP_MKNOD`.
+macro_rules! show_displayed {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
 }
+show_displayed!(Pid, i32, Uid, Gid);
+
+/// Strings in quotes, as C would write them, errors by their names (`EPERM`), and what
+/// else Rust's `{:?}` writes as strace(1) would.
+macro_rules! show_debugged {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                format!("{self:?}")
+            }
+        }
+    )*};
+}
+show_debugged!(Errno, str, CStr, WaitStatus, Path);
+
+/// Flags by their names, joined by `|`, as C ORs them: `CLONE_NEWUTS|CLONE_NEWPID`; none is 0.
+macro_rules! show_flags {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                flag_names(self.iter_names().map(|(name, _)| name))
+            }
+        }
+    )*};
+}
+show_flags!(CloneFlags, MsFlags);
 
 fn flag_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use caps::errors::CapsError;
 use caps::{CapSet, Capability};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, ResolveFlag};
 use nix::libc;
 use nix::mount::{MntFlags, MsFlags};
 use nix::pty::PtyMaster;
@@ -166,13 +166,6 @@ impl Show for std::convert::Infallible {
     }
 }
 
-/// An error: its name, `EPERM`.
-impl Show for Errno {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 /// An error from std: its name too, when the kernel gave it.
 impl Show for io::Error {
     fn show(&self) -> String {
@@ -183,22 +176,9 @@ impl Show for io::Error {
     }
 }
 
-/// A string: in quotes, as C would write it.
-impl Show for str {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 impl Show for String {
     fn show(&self) -> String {
         self.as_str().show()
-    }
-}
-
-impl Show for CStr {
-    fn show(&self) -> String {
-        format!("{self:?}")
     }
 }
 
@@ -228,12 +208,6 @@ impl<T: Show> Show for Vec<T> {
     }
 }
 
-impl Show for Path {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 impl Show for PathBuf {
     fn show(&self) -> String {
         self.as_path().show()
@@ -251,50 +225,6 @@ impl Show for Option<&Path> {
 impl Show for Option<&str> {
     fn show(&self) -> String {
         self.map_or("NULL".to_string(), |text| text.show())
-    }
-}
-
-/// A number: a file descriptor, an ID, a count.
-impl Show for i32 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for u8 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for u32 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for u64 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for usize {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-/// A file descriptor, by its number.
-impl Show for OwnedFd {
-    fn show(&self) -> String {
-        self.as_raw_fd().to_string()
-    }
-}
-
-impl Show for PtyMaster {
-    fn show(&self) -> String {
-        self.as_raw_fd().to_string()
     }
 }
 
@@ -318,34 +248,10 @@ impl Show for SockType {
     }
 }
 
-impl Show for SockFlag {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
-    }
-}
-
 /// A socket's protocol: none chosen is 0, the family's own.
 impl Show for Option<SockProtocol> {
     fn show(&self) -> String {
         self.map_or("0".to_string(), |protocol| format!("{protocol:?}"))
-    }
-}
-
-impl Show for File {
-    fn show(&self) -> String {
-        self.as_raw_fd().to_string()
-    }
-}
-
-impl Show for Uid {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for Gid {
-    fn show(&self) -> String {
-        self.to_string()
     }
 }
 
@@ -373,22 +279,9 @@ impl Show for ExitStatus {
     }
 }
 
-impl Show for Pid {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
 impl Show for Signal {
     fn show(&self) -> String {
         self.as_str().to_string()
-    }
-}
-
-/// Flags by their names, joined by `|`, as C ORs them: `CLONE_NEWUTS|CLONE_NEWPID`; none is 0.
-impl Show for CloneFlags {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
     }
 }
 
@@ -402,43 +295,11 @@ impl Show for Mode {
     }
 }
 
-impl Show for nix::fcntl::ResolveFlag {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
-    }
-}
-
 /// O_NONBLOCK by that name: bitflags knows it by its other one, O_NDELAY.
 impl Show for OFlag {
     fn show(&self) -> String {
         let names = self.iter_names().map(|(name, _)| name);
         flag_names(names.map(|name| if name == "O_NDELAY" { "O_NONBLOCK" } else { name }))
-    }
-}
-
-impl Show for MntFlags {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
-    }
-}
-
-impl Show for SFlag {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
-    }
-}
-
-/// A resource limit by its name: `RLIMIT_NOFILE`.
-impl Show for Resource {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
-/// A capability by its name: `CAP_MKNOD`.
-impl Show for Capability {
-    fn show(&self) -> String {
-        self.to_string()
     }
 }
 
@@ -448,25 +309,6 @@ impl Show for HashSet<Capability> {
         let mut capabilities: Vec<Capability> = self.iter().copied().collect();
         capabilities.sort_by_key(|capability| capability.index());
         capabilities.show()
-    }
-}
-
-/// Which set of a thread's capabilities: `Effective`, `Permitted`…
-impl Show for CapSet {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
-impl Show for CapsError {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for MsFlags {
-    fn show(&self) -> String {
-        flag_names(self.iter_names().map(|(name, _)| name))
     }
 }
 
@@ -495,12 +337,54 @@ impl Show for Option<WaitPidFlag> {
     }
 }
 
-/// How a process ended: `Exited(Pid(4711), 0)`, as nix's WaitStatus says it.
-impl Show for WaitStatus {
-    fn show(&self) -> String {
-        format!("{self:?}")
-    }
+/// Numbers and IDs, and what else Rust displays as strace(1) would: `4711`, `CAP_MKNOD`.
+macro_rules! show_displayed {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
 }
+show_displayed!(Pid, i32, Uid, Gid, u8, u32, u64, usize, Capability, CapsError);
+
+/// Strings in quotes, as C would write them, errors by their names (`EPERM`), and what
+/// else Rust's `{:?}` writes as strace(1) would.
+macro_rules! show_debugged {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                format!("{self:?}")
+            }
+        }
+    )*};
+}
+show_debugged!(Errno, str, CStr, WaitStatus, Path, Resource, CapSet);
+
+/// Flags by their names, joined by `|`, as C ORs them: `CLONE_NEWUTS|CLONE_NEWPID`; none is 0.
+macro_rules! show_flags {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                flag_names(self.iter_names().map(|(name, _)| name))
+            }
+        }
+    )*};
+}
+show_flags!(CloneFlags, MsFlags, MntFlags, SFlag, SockFlag, ResolveFlag);
+
+/// An open file, a socket, a terminal: by its descriptor's number.
+macro_rules! show_descriptors {
+    ($($kind:ty),*) => {$(
+        impl Show for $kind {
+            fn show(&self) -> String {
+                self.as_raw_fd().to_string()
+            }
+        }
+    )*};
+}
+show_descriptors!(OwnedFd, File, PtyMaster);
 
 fn flag_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();
