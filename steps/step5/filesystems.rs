@@ -288,7 +288,9 @@ fn remount(path: &Path, flags: MsFlags) -> Result<()> {
 
 /// The nosuid, nodev and noexec flags of the mount that `path` is on.
 fn own_flags(path: &Path) -> Result<MsFlags> {
-    let flags = statvfs(path).wrap_err_with(|| format!("statvfs({path:?}) failed"))?.flags();
+    let flags = statvfs(path)
+        .wrap_err_with(|| format!("cannot read the flags of the mount {path:?} is on (statvfs)"))?
+        .flags();
     let mut own = MsFlags::empty();
     own.set(MsFlags::MS_NOSUID, flags.contains(FsFlags::ST_NOSUID));
     own.set(MsFlags::MS_NODEV, flags.contains(FsFlags::ST_NODEV));
