@@ -29,9 +29,10 @@ use crate::narrate::{self, Show, narrate};
 /// container changes nothing in it (or, with --writable, rootfs/ itself,
 /// bind-mounted on itself as in step 3: pivot_root(2) wants a mount point).
 /// The host's root stays ours until drop_old_root, so that mount_filesystems
-/// can still see the host's /proc, /sys and /dev: in a user namespace, the
-/// kernel lets us mount a proc or a sysfs only where we can already see one
-/// whole (book: chapter 4, "the old root goes").
+/// mounts while the host's /proc and /sys are still in our mount namespace: in
+/// a user namespace, the kernel lets us mount a new proc or sysfs only when the
+/// namespace already holds one fully visible (book: chapter 4, "Why mount
+/// before the pivot").
 pub fn enter_rootfs(rootfs: &Path, writable: bool, size: u64) -> Result<()> {
     if !writable {
         return enter_a_layer_over(rootfs, size);
@@ -125,7 +126,7 @@ pub fn mount_filesystems(size: u64) -> Result<()> {
     mount_fs("sysfs", "sys", MsFlags::MS_RDONLY | nosuid | nodev | noexec, "")?;
     mount_fs("tmpfs", "dev", nosuid | noexec, "mode=755,size=65536k")?;
     make_devices()?;
-    mount_fs("devpts", "dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=620")?;
+    mount_fs("devpts", "dev/pts", nosuid | noexec, "ptmxmode=0666,mode=620")?;
     mount_fs("tmpfs", "dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k")?;
     mount_fs("tmpfs", "tmp", nosuid | nodev, &format!("mode=1777,{}", tmpfs_size(size)))?;
     protect_host_paths()
