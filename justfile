@@ -87,6 +87,7 @@ test: _root_for_tests rootfs _mdbook _uidmap _shellcheck && test-vm
     tests/tools/shellcheck.sh
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
+    book/tools/check.sh --self-test
     book/tools/check.sh
     @# The book's `just bench` works (three runs each: a smoke test, not a measurement).
     just bench 3 target/bench/smoke.csv >/dev/null
@@ -108,9 +109,9 @@ book: _mdbook
 diffs:
     book/tools/diffs.sh
 
-# Check the book: diffs up to date, builds without a warning, includes, links, Run-it commands
-book-check: _mdbook
-    book/tools/check.sh
+# Check the book: diffs, includes, links, page sizes, glossary links, commands tested (--self-test)
+book-check *flags: _mdbook
+    book/tools/check.sh "$@"
 
 # The tests need root, rootless or not: without sudo, say so and how
 [no-exit-message]
