@@ -101,9 +101,9 @@ bench runs="300" results="book/src/costs/results.csv": rootfs
 test-vm: rootfs
     tests/vm/test-vm.sh
 
-# The book at http://localhost:3000, rebuilt when a chapter, a step or a snapshot changes
-book: _mdbook
-    mdbook serve book --open
+# The book at http://localhost:3000, rebuilt as you edit; --workshop: each stage's answer folded
+book *flags: _mdbook
+    @book/tools/edition.sh serve "$@"
 
 # Regenerate the book's diffs between steps (book/src/diffs/): run it after changing a step
 diffs:

@@ -47,13 +47,17 @@
 #                 page is in the built book and in chapter N (SUMMARY.md's numbering,
 #                 sub-chapters included), the id is a heading on it, and the pointer's
 #                 text names that heading
+#   (n) workshop  the workshop edition (book/tools/edition.sh build --workshop) builds
+#                 with no warning, and shows each piece that tests/workshop/exercises.rs
+#                 asks a learner to write only folded, behind "Show the reference", on its
+#                 chapter's pages
 #
 # In this order: (c) reads what (b) found included; (g), (h) and (m) read the book that (f)
-# built; (i) to (l) run before the build, (m) after (h).
+# built; (i) to (l) run before the build, (m) and (n) after (h).
 #
 # Usage: book/tools/check.sh              (from anywhere; the repository is found
 #                                          from this script's own place)
-#        book/tools/check.sh --self-test  plants a violation of each of (i) to (m) in a
+#        book/tools/check.sh --self-test  plants a violation of each of (i) to (n) in a
 #                                          copy of the book and shows that its rule fails
 #        book/tools/check.sh --table      the pages' lines, words, blocks, longest run
 # MDBOOK=/path/to/mdbook overrides which mdbook runs; it must be $pinned.
@@ -75,7 +79,7 @@ fail() {
 pass() { printf 'check: ok   (%s) %s\n' "$1" "$2"; }
 
 # ---------------------------------------------------------------------------
-# --self-test: each of rules (i) to (m), shown to fail on a violation planted in a copy of
+# --self-test: each of rules (i) to (n), shown to fail on a violation planted in a copy of
 # the book, and to pass its near miss. The pages of the copy are the real ones, which may
 # break the rules today: only the planted pages' findings are looked at.
 # ---------------------------------------------------------------------------
@@ -189,6 +193,19 @@ RUST
     expect found "(m) pointers: a pointer that does not name its heading fails" '^pointer\ttests/workshop/planted\.rs:5\t.*does not name its heading'
     expect found "(m) pointers: a todo's \"(chapter N, … (link))\" is read" '^link\ttests/workshop/planted\.rs:6\t'
     expect found "(m) pointers: a link to a page that is not there fails, over a line break" '^pointer\ttests/workshop/planted\.rs:7\t.*no such page'
+
+    # (n): a piece's code pasted into a page, where the preprocessor sees no include to fold.
+    printf '\n```rust\nfn start_child() -> Result<Pid> {\n    todo!()\n}\n```\n' >>"$planted/step1.md"
+    if ! MDBOOK=$mdbook "$repo/book/tools/edition.sh" build --workshop "$tmp/planted-workshop" >"$tmp/planted-build.log" 2>&1; then
+        fail self-test "(n) the copy of the workshop edition does not build:"
+        sed 's/^/    /' "$tmp/planted-build.log" >&2
+        return
+    fi
+    out=$("$book/tools/rules.pl" folded "$repo" "$planted" "$tmp/planted-workshop")
+    expect found "(n) workshop: a piece in a block it does not fold fails" '^unfolded\tstep1\.md\t1\.1\tstart_child$'
+    expect found "(n) workshop: the same piece, in its own block, is folded" '^folded\t1\.1\tstart_child\t1$'
+    out=$("$book/tools/rules.pl" folded "$repo" "$planted" "$tmp/planted-html")
+    expect found "(n) workshop: the readers' edition folds nothing" '^missing\t1\.2\tchild\t0$'
 }
 
 case ${1:-} in
@@ -518,10 +535,33 @@ if $built; then
         fi
     done < <("$book/tools/rules.pl" pointers "$root" "$src" "$html" "$root/tests/workshop/exercises.rs" "$root/tests/workshop/checks.rs")
     ((failures == pointer_failures)) && pass pointers "$link_count links from the workshop's pointers, each to a heading of its chapter"
+
+    # -----------------------------------------------------------------------
+    # (n) The workshop edition builds, and folds every piece a stage asks for.
+    # -----------------------------------------------------------------------
+    env "${unset_vars[@]}" "$book/tools/edition.sh" build --workshop "$tmp/workshop" >"$tmp/workshop.log" 2>&1
+    status=$?
+    noise=$(grep -v -E '^ INFO ' "$tmp/workshop.log")
+    if ((status != 0)) || [[ -n $noise ]]; then
+        fail workshop "book/tools/edition.sh build --workshop exited with status $status, or printed more than INFO:"
+        sed 's/^/    /' "$tmp/workshop.log" >&2
+    else
+        workshop_failures=$failures
+        folded=0
+        while IFS=$'\t' read -r kind a b c; do
+            case $kind in
+                folded) folded=$((folded + 1)) ;;
+                missing) fail workshop "stage $a's $b: no \"Show the reference\" box in the workshop edition shows it" ;;
+                unfolded) fail workshop "book/src/$a: stage $b's $c is in a code block that the workshop edition does not fold" ;;
+            esac
+        done < <("$book/tools/rules.pl" folded "$root" "$src" "$tmp/workshop")
+        ((failures == workshop_failures)) && pass workshop "the workshop edition folds each of the $folded pieces a learner writes behind \"Show the reference\""
+    fi
 else
     fail links "not checked: the book did not build"
     fail run-it "not checked: the book did not build"
     fail pointers "not checked: the book did not build"
+    fail workshop "not checked: the book did not build"
 fi
 
 if ((failures > 0)); then
