@@ -167,7 +167,7 @@ sub term_re {
 }
 
 sub check_glossary {
-    my ($rel, $text, $lines, $kind, $terms, $glossary_href) = @_;
+    my ($rel, $lines, $kind, $terms, $glossary_href) = @_;
     # What can hold a use: text, list and table lines, without comments.
     my @keep = map { $kind->[$_] =~ /^(text|list|table)$/ ? $lines->[$_] : '' } 0 .. $#$lines;
     my $prose = join "\n", @keep;
@@ -198,10 +198,7 @@ sub check_glossary {
         $match =~ s/\s+/ /g;
         next if $seen{$term->{name}};
         my ($link) = grep { $_->{from} <= $at && $at < $_->{to} } @links;
-        my $to_entry = sub {
-            my ($target) = @_;
-            return $target eq "$glossary_href#$term->{anchor}" || ($rel eq 'glossary.md' && $target eq "#$term->{anchor}");
-        };
+        my $to_entry = sub { $_[0] eq "$glossary_href#$term->{anchor}" };
         if ($link && !$to_entry->($link->{target})) {
             next;    # in a link to elsewhere: not a use
         }
@@ -289,7 +286,7 @@ sub pages {
         }
 
         # Glossary links.
-        check_glossary($rel, $text, $lines, $kind, \@terms, $glossary_href) unless $EXEMPT{$rel};
+        check_glossary($rel, $lines, $kind, \@terms, $glossary_href) unless $EXEMPT{$rel};
     }
 }
 
