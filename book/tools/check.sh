@@ -32,8 +32,8 @@
 #   (k) glossary  on each page, the first use of each glossary term (a `## Term` of
 #                 glossary.md, as a whole word, or a code span that is the term) is a
 #                 link to glossary.md#term, or comes after one
-#                 (i), (j) and (k) leave out glossary.md and cheatsheet.md: reference
-#                 pages, read an entry at a time
+#                 (i) and (j) leave out glossary.md and cheatsheet.md, reference pages
+#                 read an entry at a time; (k) leaves out glossary.md, the target
 #   (l) commands  every ```sh and ```console block of every page is an {{#include}} of a
 #                 tests/snapshots/*.snap file (a command a test runs), or the line just
 #                 before its fence says why not: `<!-- not run: REASON -->`; check.sh
