@@ -87,6 +87,7 @@ test: _root_for_tests rootfs _mdbook _uidmap _shellcheck && test-vm
     tests/tools/shellcheck.sh
     {{ if root_sudo == "" { "cargo test" } else { "cargo test --config 'target.\"cfg(all())\".runner = [\"sudo\", \"-E\"]'" } }}
 
+    book/tools/check.sh --self-test
     book/tools/check.sh
     @# The book's `just bench` works (three runs each: a smoke test, not a measurement).
     just bench 3 target/bench/smoke.csv >/dev/null
@@ -100,17 +101,17 @@ bench runs="300" results="book/src/costs/results.csv": rootfs
 test-vm: rootfs
     tests/vm/test-vm.sh
 
-# The book at http://localhost:3000, rebuilt when a chapter, a step or a snapshot changes
-book: _mdbook
-    mdbook serve book --open
+# The book at http://localhost:3000, rebuilt as you edit; --workshop: each stage's answer folded
+book *flags: _mdbook
+    @book/tools/edition.sh serve "$@"
 
 # Regenerate the book's diffs between steps (book/src/diffs/): run it after changing a step
 diffs:
     book/tools/diffs.sh
 
-# Check the book: diffs up to date, builds without a warning, includes, links, Run-it commands
-book-check: _mdbook
-    book/tools/check.sh
+# Check the book: diffs, includes, links, page sizes, glossary links, commands tested (--self-test)
+book-check *flags: _mdbook
+    book/tools/check.sh "$@"
 
 # The tests need root, rootless or not: without sudo, say so and how
 [no-exit-message]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the book against the code and the tests; exits non-zero on any failure.
 #
-#   (a) diffs     book/src/diffs/*.diff are what book/tools/diffs.sh writes now
+#   (a) diffs     book/src/diffs/*.diff are what book/tools/diffs.sh writes now: each
+#                 stepN.diff, and each stepN-tests.diff of the tests and tables
 #   (b) includes  every {{#include}} / {{#rustdoc_include}} in book/src names a
 #                 file that exists and a part of it that is not empty (mdBook
 #                 itself includes nothing, silently, for a missing anchor or a
@@ -22,10 +23,43 @@
 #                 of some tests/snapshots/*.snap body: the book shows only
 #                 commands that a snapshot test runs
 #
-# In this order: (c) reads what (b) found included; (g) and (h) read the book that (f) built.
+# Pages a reader can read in one sitting, and that say what they name (book/tools/rules.pl
+# reads the Markdown; its header says exactly what counts as prose, a run, a use of a term):
+#   (i) size      no page has over 3,500 words of prose: words outside code blocks,
+#                 {{#include}} lines, HTML comments and tags, link targets and images
+#   (j) runs      no page has a run of over 250 words of prose without a code block
+#                 (a transcript is one), an image, a list, a table or a folded box between
+#   (k) glossary  on each page, the first use of each glossary term (a `## Term` of
+#                 glossary.md, as a whole word, or a code span that is the term) is a
+#                 link to glossary.md#term, or comes after one
+#                 (i) and (j) leave out glossary.md and cheatsheet.md, reference pages
+#                 read an entry at a time; (k) leaves out glossary.md, the target
+#   (l) commands  every ```sh and ```console block of every page is an {{#include}} of a
+#                 tests/snapshots/*.snap file (a command a test runs), or the line just
+#                 before its fence says why not: `<!-- not run: REASON -->`; check.sh
+#                 lists those, a line each
+#   (m) pointers  each pointer of the workshop into the book, a stage's `read:` in
+#                 tests/workshop/checks.rs and the "(chapter N, …)" of a `todo:` in
+#                 tests/workshop/exercises.rs, is a link a reader can follow, written
+#                     chapter 4, Part 2: The old root goes (book/src/step4/part2.md#the-old-root-goes)
+#                 the page from the repository's root, then `#` and the heading's id
+#                 (more than one for a pointer that names more than one section): the
+#                 page is in the built book and in chapter N (SUMMARY.md's numbering,
+#                 sub-chapters included), the id is a heading on it, and the pointer's
+#                 text names that heading
+#   (n) workshop  the workshop edition (book/tools/edition.sh build --workshop) builds
+#                 with no warning, and shows each piece that tests/workshop/exercises.rs
+#                 asks a learner to write only folded, behind "Show the reference", on its
+#                 chapter's pages
 #
-# Usage: book/tools/check.sh            (from anywhere; the repository is found
-#                                        from this script's own place)
+# In this order: (c) reads what (b) found included; (g), (h) and (m) read the book that (f)
+# built; (i) to (l) run before the build, (m) and (n) after (h).
+#
+# Usage: book/tools/check.sh              (from anywhere; the repository is found
+#                                          from this script's own place)
+#        book/tools/check.sh --self-test  plants a violation of each of (i) to (n) in a
+#                                          copy of the book and shows that its rule fails
+#        book/tools/check.sh --table      the pages' lines, words, blocks, longest run
 # MDBOOK=/path/to/mdbook overrides which mdbook runs; it must be $pinned.
 set -uo pipefail
 export LC_ALL=C
@@ -43,6 +77,157 @@ fail() {
     failures=$((failures + 1))
 }
 pass() { printf 'check: ok   (%s) %s\n' "$1" "$2"; }
+
+# ---------------------------------------------------------------------------
+# --self-test: each of rules (i) to (n), shown to fail on a violation planted in a copy of
+# the book, and to pass its near miss. The pages of the copy are the real ones, which may
+# break the rules today: only the planted pages' findings are looked at.
+# ---------------------------------------------------------------------------
+# shellcheck disable=SC2016 # the backticks in single quotes below are Markdown's
+self_test() {
+    local repo=$tmp/repo planted out
+    local mdbook=${MDBOOK:-$(command -v mdbook || echo "$HOME/.cargo/bin/mdbook")}
+    mkdir -p "$repo/book" "$repo/tests/workshop"
+    cp -r "$book/src" "$book/book.toml" "$book/tools" "$repo/book/"
+    ln -s "$root/steps" "$repo/steps"
+    ln -s "$root/tests/snapshots" "$repo/tests/snapshots"
+    cp "$root/tests/workshop/exercises.rs" "$repo/tests/workshop/"
+    planted=$repo/book/src
+    # N words of prose, as a paragraph.
+    words() { local i; for ((i = 1; i <= $1; i++)); do printf 'w%d ' "$i"; done; printf '\n'; }
+    # Paragraphs of 100 words, N of them, each after a code block: 100 * N words, no run over 100.
+    paragraphs() {
+        local i
+        for ((i = 1; i <= $1; i++)); do printf '\n```text\nx\n```\n\n'; words 100; done
+    }
+
+    # A heading's words are prose too: "# Planted" is one.
+    { printf '# Planted\n'; paragraphs 34; printf '\n```text\nx\n```\n\n'; words 99; } >"$planted/planted-size-ok.md"
+    { cat "$planted/planted-size-ok.md"; printf '\nmore\n'; } >"$planted/planted-size.md"
+    { printf '# Planted\n\n'; words 249; } >"$planted/planted-run-ok.md"
+    { printf '# Planted\n\n'; words 199; printf '\n## Heading\n\n'; words 50; } >"$planted/planted-run.md"
+    { printf '# Planted\n\n'; words 200; printf '\n<details>\n<summary>s</summary>\n\n'; words 200; printf '\n</details>\n\n'; words 200; } \
+        >"$planted/planted-run-folded.md"
+    printf '\n## Frobnicator\n\nA planted term.\n' >>"$planted/glossary.md"
+    printf '# Planted\n\nOne frobnicator, not linked.\n' >"$planted/planted-glossary.md"
+    printf '# Planted\n\nA [frobnicator](glossary.md#frobnicator), then frobnicators and `frobnicator`.\n' \
+        >"$planted/planted-glossary-ok.md"
+    mkdir -p "$planted/sub"
+    printf '# Planted\n\nAfter [one](../glossary.md#frobnicator), a frobnicator.\n' >"$planted/sub/planted-glossary-ok.md"
+    printf '# Planted\n\nA [frobnicator elsewhere](https://example.com), then frobnicators.\n' \
+        >"$planted/planted-glossary-elsewhere.md"
+    cat >"$planted/planted-commands.md" <<'PAGE'
+# Planted
+
+```sh
+echo typed by hand
+```
+
+<!-- not run: a planted reason -->
+```console
+$ echo typed by hand
+```
+
+```console
+{{#include ../../tests/snapshots/run__step1_verbose.snap:5:}}
+```
+
+<!-- not run: a marker with a blank line after it does not count -->
+
+```sh
+echo typed by hand
+```
+PAGE
+    out=$("$book/tools/rules.pl" pages "$planted")
+    expect() {    # expect found|none WHAT PATTERN: whether a line of rules.pl's output matches PATTERN
+        local found
+        found=$(grep -P -e "$3" <<<"$out" | head -1)
+        if [[ $1 == found && -n $found ]] || [[ $1 == none && -z $found ]]; then
+            pass self-test "$2"
+        elif [[ $1 == found ]]; then
+            fail self-test "$2: no finding matching /$3/"
+        else
+            fail self-test "$2: rules.pl says $found"
+        fi
+    }
+    expect found "(i) size: a page of 3,501 words of prose fails" '^size\tplanted-size\.md\t3501$'
+    expect none "(i) size: a page of 3,500 words passes" '^size\tplanted-size-ok\.md\t'
+    expect none "(j) runs: paragraphs of 100 words between code blocks pass" '^run\tplanted-size'
+    expect found "(j) runs: 251 words across a heading fail" '^run\tplanted-run\.md:1-7\t251$'
+    expect none "(j) runs: a run of 249 words passes" '^run\tplanted-run-ok\.md'
+    expect none "(j) runs: 200 words, a folded box of 200, 200 words pass" '^run\tplanted-run-folded\.md'
+    expect found "(k) glossary: a term's first use without a link fails" '^glossary\tplanted-glossary\.md:3\tfrobnicator\tglossary\.md#frobnicator$'
+    expect none "(k) glossary: a first use that links, and uses after it, pass" '^glossary\tplanted-glossary-ok\.md'
+    expect none "(k) glossary: from a page in a directory, ../glossary.md#term passes" '^glossary\tsub/planted-glossary-ok\.md'
+    expect found "(k) glossary: a use inside a link to elsewhere is no use; the next one fails" \
+        '^glossary\tplanted-glossary-elsewhere\.md:3\tfrobnicators\t'
+    expect found "(l) commands: an sh block typed by hand fails" '^command\tplanted-commands\.md:3\t```sh$'
+    expect found "(l) commands: a marked block is listed with its reason" '^notrun\tplanted-commands\.md:8\ta planted reason$'
+    expect none "(l) commands: a snapshot include passes" '^(command|notrun)\tplanted-commands\.md:12\t'
+    expect found "(l) commands: a marker not on the line just before the fence does not count" '^command\tplanted-commands\.md:18\t```sh$'
+
+    # (m): pointers into a copy of the book with a heading planted in chapter 3.
+    printf '\n## Planted heading\n\nWords.\n' >>"$planted/step3.md"
+    cat >"$repo/tests/workshop/planted.rs" <<'RUST'
+    read: "chapter 3, Planted heading (book/src/step3.md#planted-heading)",
+    read: "chapter 2, Planted heading (book/src/step3.md#planted-heading)",
+    read: "chapter 3, Planted heading (book/src/step3.md#no-such-heading)",
+    read: "chapter 3, Planted heading",
+    read: "chapter 3, Another name (book/src/step3.md#planted-heading)",
+    todo: "do it (chapter 3, Planted heading (book/src/step3.md#planted-heading))",
+    todo: "do it, as it says \
+           (chapter 3, Planted heading: book/src/nowhere.md#planted-heading)",
+RUST
+    if ! "$mdbook" build "$repo/book" --dest-dir "$tmp/planted-html" >"$tmp/planted-build.log" 2>&1; then
+        fail self-test "(m) the copy of the book does not build:"
+        sed 's/^/    /' "$tmp/planted-build.log" >&2
+        return
+    fi
+    out=$("$book/tools/rules.pl" pointers "$repo" "$planted" "$tmp/planted-html" "$repo/tests/workshop/planted.rs" | cut -f1-2,4 |
+        sed "s|$repo/||")
+    expect none "(m) pointers: a link to a heading of its chapter passes" '^pointer\ttests/workshop/planted\.rs:1\t'
+    expect found "(m) pointers: ... and is counted as a link" '^link\ttests/workshop/planted\.rs:1\tbook/src/step3\.md#planted-heading$'
+    expect found "(m) pointers: a link to another chapter's page fails" '^pointer\ttests/workshop/planted\.rs:2\t.*not in chapter 2'
+    expect found "(m) pointers: a link to an id that is no heading fails" '^pointer\ttests/workshop/planted\.rs:3\t.*no heading with id "no-such-heading"'
+    expect found "(m) pointers: a pointer that is no link fails" '^pointer\ttests/workshop/planted\.rs:4\tno link'
+    expect found "(m) pointers: a pointer that does not name its heading fails" '^pointer\ttests/workshop/planted\.rs:5\t.*does not name its heading'
+    expect found "(m) pointers: a todo's \"(chapter N, … (link))\" is read" '^link\ttests/workshop/planted\.rs:6\t'
+    expect found "(m) pointers: a link to a page that is not there fails, over a line break" '^pointer\ttests/workshop/planted\.rs:7\t.*no such page'
+
+    # (n): a piece's code pasted into a page, where the preprocessor sees no include to fold.
+    printf '\n```rust\nfn start_child() -> Result<Pid> {\n    todo!()\n}\n```\n' >>"$planted/step1.md"
+    if ! MDBOOK=$mdbook "$repo/book/tools/edition.sh" build --workshop "$tmp/planted-workshop" >"$tmp/planted-build.log" 2>&1; then
+        fail self-test "(n) the copy of the workshop edition does not build:"
+        sed 's/^/    /' "$tmp/planted-build.log" >&2
+        return
+    fi
+    out=$("$book/tools/rules.pl" folded "$repo" "$planted" "$tmp/planted-workshop")
+    expect found "(n) workshop: a piece in a block it does not fold fails" '^unfolded\tstep1\.md\t1\.1\tstart_child$'
+    expect found "(n) workshop: the same piece, in its own block, is folded" '^folded\t1\.1\tstart_child\t1$'
+    out=$("$book/tools/rules.pl" folded "$repo" "$planted" "$tmp/planted-html")
+    expect found "(n) workshop: the readers' edition folds nothing" '^missing\t1\.2\tchild\t0$'
+}
+
+case ${1:-} in
+    --self-test)
+        self_test
+        if ((failures > 0)); then
+            printf 'check: self-test: %d failed\n' "$failures" >&2
+            exit 1
+        fi
+        echo "check: self-test: each rule fails on its planted violation"
+        exit 0
+        ;;
+    --table)
+        "$book/tools/rules.pl" table "$src"
+        exit
+        ;;
+    '') ;;
+    *)
+        echo "usage: book/tools/check.sh [--self-test | --table]" >&2
+        exit 2
+        ;;
+esac
 
 # Markdown sources, relative to the repository root, in a stable order.
 mapfile -t chapters < <(cd "$root" && find book/src -name '*.md' -type f | sort)
@@ -193,6 +378,40 @@ done
 ((failures == man_failures)) && pass man "every manual page named is a link"
 
 # ---------------------------------------------------------------------------
+# (i) to (l): page size, runs of prose, glossary links, commands tested.
+# ---------------------------------------------------------------------------
+if ! "$book/tools/rules.pl" pages "$src" >"$tmp/pages"; then
+    fail size "book/tools/rules.pl failed: (i) to (l) not checked"
+fi
+# Each finding is a line: KIND, then tab-separated fields (rules.pl's header).
+findings() { awk -F'\t' -v kind="$1" '$1 == kind { sub(/^[^\t]*\t/, ""); print }' "$tmp/pages"; }
+size_failures=$failures
+while IFS=$'\t' read -r page words; do
+    fail size "book/src/$page has $words words of prose, over 3,500: split it into pages (mdBook's nested chapters)"
+done < <(findings size)
+((failures == size_failures)) && pass size "every page has at most 3,500 words of prose (glossary and cheat sheet aside)"
+runs_failures=$failures
+while IFS=$'\t' read -r where words; do
+    fail runs "book/src/$where: $words words of prose, with no code block, transcript, figure, list or table between"
+done < <(findings run)
+((failures == runs_failures)) && pass runs "no run of prose over 250 words"
+glossary_failures=$failures
+while IFS=$'\t' read -r where term href; do
+    fail glossary "book/src/$where: the first use of \"$term\" on the page does not link to the glossary: [$term]($href)"
+done < <(findings glossary)
+((failures == glossary_failures)) && pass glossary "the first use of each glossary term on a page links to it"
+command_failures=$failures
+while IFS=$'\t' read -r where fence; do
+    fail commands "book/src/$where: a $fence block that no test runs: include its tests/snapshots/*.snap, or say why not on the line before: <!-- not run: REASON -->"
+done < <(findings command)
+not_run=0
+while IFS=$'\t' read -r where reason; do
+    printf 'check: not run    book/src/%s: %s\n' "$where" "$reason"
+    not_run=$((not_run + 1))
+done < <(findings notrun)
+((failures == command_failures)) && pass commands "every sh and console block is a snapshot, or says why not ($not_run not run, listed above)"
+
+# ---------------------------------------------------------------------------
 # (f) mdbook build, and nothing but INFO in its output.
 # ---------------------------------------------------------------------------
 mdbook=${MDBOOK:-$(command -v mdbook || echo "$HOME/.cargo/bin/mdbook")}
@@ -302,9 +521,47 @@ if $built; then
         ' "$page" | unescape | grep -E $'^[0-9]+\t\\$ ')
     done < <(find "$html" -name '*.html' ! -name print.html ! -name 404.html ! -name toc.html | sort)
     ((failures == run_failures)) && pass run-it "$run_count Run-it commands, each is the first line of a snapshot ($(wc -l <"$tmp/commands") snapshot commands)"
+
+    # -----------------------------------------------------------------------
+    # (m) The workshop's pointers into the book are links that resolve.
+    # -----------------------------------------------------------------------
+    pointer_failures=$failures
+    link_count=0
+    while IFS=$'\t' read -r kind where pointer what; do
+        if [[ $kind == link ]]; then
+            link_count=$((link_count + 1))
+        else
+            fail pointers "$where: \"$pointer\": $what"
+        fi
+    done < <("$book/tools/rules.pl" pointers "$root" "$src" "$html" "$root/tests/workshop/exercises.rs" "$root/tests/workshop/checks.rs")
+    ((failures == pointer_failures)) && pass pointers "$link_count links from the workshop's pointers, each to a heading of its chapter"
+
+    # -----------------------------------------------------------------------
+    # (n) The workshop edition builds, and folds every piece a stage asks for.
+    # -----------------------------------------------------------------------
+    env "${unset_vars[@]}" "$book/tools/edition.sh" build --workshop "$tmp/workshop" >"$tmp/workshop.log" 2>&1
+    status=$?
+    noise=$(grep -v -E '^ INFO ' "$tmp/workshop.log")
+    if ((status != 0)) || [[ -n $noise ]]; then
+        fail workshop "book/tools/edition.sh build --workshop exited with status $status, or printed more than INFO:"
+        sed 's/^/    /' "$tmp/workshop.log" >&2
+    else
+        workshop_failures=$failures
+        folded=0
+        while IFS=$'\t' read -r kind a b c; do
+            case $kind in
+                folded) folded=$((folded + 1)) ;;
+                missing) fail workshop "stage $a's $b: no \"Show the reference\" box in the workshop edition shows it" ;;
+                unfolded) fail workshop "book/src/$a: stage $b's $c is in a code block that the workshop edition does not fold" ;;
+            esac
+        done < <("$book/tools/rules.pl" folded "$root" "$src" "$tmp/workshop")
+        ((failures == workshop_failures)) && pass workshop "the workshop edition folds each of the $folded pieces a learner writes behind \"Show the reference\""
+    fi
 else
     fail links "not checked: the book did not build"
     fail run-it "not checked: the book did not build"
+    fail pointers "not checked: the book did not build"
+    fail workshop "not checked: the book did not build"
 fi
 
 if ((failures > 0)); then

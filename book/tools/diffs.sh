@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Writes book/src/diffs/stepN.diff: `diff -u` of steps/step{N-1}/ against
 # steps/stepN/, one file at a time, for every N whose two directories exist.
+# The tests and the tables (a file named tests.rs, and seccomp's allowed.rs, the list of
+# system calls) go to stepN-tests.diff instead, when a step changes any: a chapter shows
+# them folded apart, so that its diff is the idea.
 #
 #   book/tools/diffs.sh            write into book/src/diffs/ (what `just diffs` runs)
 #   book/tools/diffs.sh DIR        write into DIR instead (what check.sh does)
@@ -31,24 +34,35 @@ diff_one() {
     fi
 }
 
+# The files of the tests-and-tables diff: their paths, relative to a step's directory.
+aside='(^|/)(tests|allowed)\.rs$'
+
+# diff_files OLD NEW: the diff of each file on stdin, a path relative to both directories.
+diff_files() {
+    local file
+    while IFS= read -r file; do
+        if [[ -f $1/$file && -f $2/$file ]]; then
+            diff_one "a/$1/$file" "$1/$file" "b/$2/$file" "$2/$file"
+        elif [[ -f $2/$file ]]; then
+            diff_one /dev/null /dev/null "b/$2/$file" "$2/$file"
+        else
+            diff_one "a/$1/$file" "$1/$file" /dev/null /dev/null
+        fi
+    done
+}
+
 for n in $numbers; do
     old=steps/step$((n - 1))
     new=steps/step$n
     [[ -d $old ]] || continue
-    {
-        # Every file in either directory, as a path relative to it.
-        { (cd "$old" && find . -type f -printf '%P\n'); (cd "$new" && find . -type f -printf '%P\n'); } |
-            sort -u |
-            # main.rs first: it is what the chapter walks through; then the rest.
-            awk '$0 == "main.rs" { print; next } { rest[++n] = $0 } END { for (i = 1; i <= n; i++) print rest[i] }' |
-            while IFS= read -r file; do
-                if [[ -f $old/$file && -f $new/$file ]]; then
-                    diff_one "a/$old/$file" "$old/$file" "b/$new/$file" "$new/$file"
-                elif [[ -f $new/$file ]]; then
-                    diff_one /dev/null /dev/null "b/$new/$file" "$new/$file"
-                else
-                    diff_one "a/$old/$file" "$old/$file" /dev/null /dev/null
-                fi
-            done
-    } >"$out/step$n.diff"
+    # Every file in either directory, as a path relative to it; main.rs first: it is what
+    # the chapter walks through; then the rest.
+    files=$({ (cd "$old" && find . -type f -printf '%P\n'); (cd "$new" && find . -type f -printf '%P\n'); } |
+        sort -u |
+        awk '$0 == "main.rs" { print; next } { rest[++n] = $0 } END { for (i = 1; i <= n; i++) print rest[i] }')
+    # (grep exits 1 when it selects nothing: no file of that kind is fine.)
+    { grep -v -E "$aside" <<<"$files" || true; } | diff_files "$old" "$new" >"$out/step$n.diff"
+    { grep -E "$aside" <<<"$files" || true; } | diff_files "$old" "$new" >"$out/step$n-tests.diff"
+    # No test or table changed: no file, rather than an empty one to include.
+    [[ -s $out/step$n-tests.diff ]] || rm "$out/step$n-tests.diff"
 done
