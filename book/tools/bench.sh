@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # book/tools/bench.sh [RUNS] [RESULTS]: what `just bench` runs, after `just rootfs`. What each step
 # costs, for the book's "What each step costs": `run /bin/true` in each step, beside bubblewrap,
-# unshare and crun/runc, RUNS times each (default 300); the results go to RESULTS (default
-# book/src/costs/results.csv, relative to the repository's root) and their chart beside them.
+# unshare and crun/runc, and 100 MB through step 4's `run cat` (stdin, the relay, stdout) beside
+# bubblewrap's, RUNS times each (default 300); the results go to RESULTS (default
+# book/src/costs/results.csv, relative to the repository's root) and the chart of `run /bin/true`
+# beside them.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit
 runs=${1:-300} results=${2:-book/src/costs/results.csv}
@@ -24,6 +26,13 @@ fi
 cargo build -q --release --bins --target "$target" --target-dir target/bench || exit
 bin=target/bench/$target/release
 rootfs=$(realpath rootfs)
+bwrap="bwrap --unshare-all --new-session --die-with-parent --bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp"
+# 100 MB for `cat` to copy. hyperfine -N runs no shell, and gives no stdin (Debian 12's 1.15 has no
+# --input): sh -c redirects it, as it would for you. Through pipes, the bytes go as step 4's relay
+# makes them go, busybox's cat at each end: the same in and out, without the relay.
+copy=target/bench/100MB
+[ "$(stat -c %s "$copy" 2>/dev/null)" = 100000000 ] || head -c 100000000 /dev/zero >"$copy" || exit
+cat="$rootfs/bin/busybox cat"
 benches=(
     -n "step 1" "$bin/step1 run /bin/true"
     -n "step 2" "$bin/step2 run /bin/true"
@@ -31,8 +40,11 @@ benches=(
     -n "step 4" "$bin/step4 run /bin/true"
     -n "step 5" "$bin/step5 run /bin/true"
     -n "step 5 --memory 100m" "$bin/step5 run --memory 100m /bin/true"
-    -n "bwrap" "bwrap --unshare-all --new-session --die-with-parent --bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
+    -n "bwrap" "$bwrap /bin/true"
     -n "unshare" "unshare --mount --uts --ipc --net --pid --fork --root $rootfs /bin/true"
+    -n "step 4 cat 100 MB" "sh -c '$bin/step4 run cat <$copy'"
+    -n "bwrap cat 100 MB" "sh -c '$bwrap cat <$copy'"
+    -n "bwrap cat 100 MB through pipes" "sh -c '$cat <$copy | $bwrap cat | $cat'"
 )
 # An OCI runtime, when there is one that can run here: a bundle of the rootfs and its spec.
 bundle=$(realpath -m target/bench/bundle)
@@ -54,10 +66,12 @@ mkdir -p "$(dirname "$results")"
 cat "$csv" >"$results"
 rm -f "$csv"
 book/tools/chart.sh "$results" >"${results%.csv}.svg"
-# The book's two questions, by the medians (a busy machine's outliers move the means).
+# The book's questions, by the medians (a busy machine's outliers move the means).
 awk -F, '{ median[$1] = $4 * 1000 } END {
     printf "step 4 / bwrap: %.2fx\n", median["step 4"] / median["bwrap"]
     printf "step 5 --memory 100m - step 4: %+.2f ms\n", median["step 5 --memory 100m"] - median["step 4"]
+    printf "step 4 cat / bwrap cat: %.2fx\n", median["step 4 cat 100 MB"] / median["bwrap cat 100 MB"]
+    printf "step 4 cat / bwrap cat through pipes: %.2fx\n", median["step 4 cat 100 MB"] / median["bwrap cat 100 MB through pipes"]
 }' "$results"
 echo "results in $results, chart in ${results%.csv}.svg"
 
