@@ -73,17 +73,25 @@ fn another_runtime_beside_us_neither_fails_a_run_nor_hides_a_leak() {
     let left = verdict("sleep 60 &").expect("a process left behind was not caught");
     assert!(left.contains("left processes running") && left.contains("sleep"), "{left}");
 
-    // A mount of ours left on the host: beneath the checkout, where ours would be.
-    let point = Path::new(common::PROJECT).join("target/byoc-leaked-mount");
-    fs::create_dir_all(&point).unwrap();
-    let leak = format!("mount -t tmpfs byoc-leak {}", point.display());
-    let left = verdict(&leak).expect("a mount left behind was not caught");
-    Command::new("umount").arg(&point).status().unwrap();
-    fs::remove_dir(&point).unwrap();
-    assert!(
-        left.contains("changed the host's mount table") && left.contains("byoc-leak"),
-        "{left}"
-    );
+    // A mount of ours left on the host, where ours would be: beneath the
+    // checkout, or beneath a scratch directory (a copy for nobody, a rootfs
+    // with a planted file).
+    let points = [
+        Path::new(common::PROJECT).join("target/byoc-leaked-mount"),
+        common::scratch_dir("leaked-mount"),
+    ];
+    for point in points {
+        fs::create_dir_all(&point).unwrap();
+        let leak = format!("mount -t tmpfs byoc-leak {}", point.display());
+        let left = verdict(&leak).expect("a mount left behind was not caught");
+        Command::new("umount").arg(&point).status().unwrap();
+        fs::remove_dir(&point).unwrap();
+        assert!(
+            left.contains("changed the host's mount table") && left.contains("byoc-leak"),
+            "{}: {left}",
+            point.display()
+        );
+    }
 
     // A cgroup of ours left behind, named after a runtime that is gone.
     let own = common::own_memory_cgroup().expect("this test needs a memory cgroup tree");

@@ -31,9 +31,18 @@ pub fn mount_table() -> String {
 fn our_mounts(mountinfo: &str) -> BTreeSet<String> {
     // mountinfo writes a space in a path as \040.
     let escape = |path: &Path| path.display().to_string().replace(' ', r"\040");
-    let roots = [escape(Path::new(PROJECT)), escape(&scratch_dir(""))];
+    let project = escape(Path::new(PROJECT));
     let host = ["/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run"];
-    let ours = |point: &str| host.contains(&point) || roots.iter().any(|r| point.starts_with(r));
+    // scratch_dir(NAME) is TMP/byoc-NAME-PID, ours whatever the NAME.
+    let (temp, pid) = (escape(&std::env::temp_dir()), std::process::id());
+    let scratch = |point: &str| {
+        let Some(rest) = point.strip_prefix(&temp).and_then(|rest| rest.strip_prefix('/')) else {
+            return false;
+        };
+        let first = rest.split('/').next().unwrap_or_default();
+        first.starts_with("byoc-") && first.ends_with(&format!("-{pid}"))
+    };
+    let ours = |point: &str| host.contains(&point) || point.starts_with(&project) || scratch(point);
     let lines = mountinfo.lines().filter(|line| line.split(' ').nth(4).is_some_and(ours));
     lines.map(str::to_string).collect()
 }
