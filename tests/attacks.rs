@@ -210,6 +210,14 @@ fn system_calls_outside_dockers_profile_are_refused() {
     }
 }
 
+/// A new user namespace needs no capability at all: only the filter refuses it
+/// (Troubleshooting, "Operation not permitted"). Step 3 makes one, steps 4 and 5 cannot.
+#[test]
+fn a_user_namespace_is_refused_by_the_filter_alone() {
+    let line = "just step3 run unshare -U true";
+    attack("user_namespace", line, line, |run| run.status == 0);
+}
+
 /// A copy of the attack rootfs, `target/NAME`, made once per test run with `plant` run in
 /// it: a device file, a FIFO where a file should be.
 fn rootfs_with(name: &str, plant: &str) -> String {

@@ -174,6 +174,8 @@ fn fresh_mounts() {
     // As root only: rootless, each device is the host's, bind-mounted, a mount of its own
     // (rootless.rs: the_devices_are_the_hosts), and the tmpfs belong to the namespace's root.
     check_with(Step::run_as_root, "mounts", &["run", "sh", "-c", "mount | grep -v ' on / '"], 0);
+    // `/` alone: the throwaway layer over rootfs/ (part 4), its lower layer a descriptor.
+    check_with(Step::run_as_root, "root_mount", &["run", "sh", "-c", "mount | grep ' on / '"], 0);
     check("dev", &["run", "ls", "/dev"], 0);
     check("sys_read_only", &["run", "touch", "/sys/kernel/x"], 1);
     // The host-wide settings in /proc/sys are read-only (this one is the UTS
@@ -187,6 +189,14 @@ fn fresh_mounts() {
 fn the_old_root_is_gone() {
     for run in check("no_old_root", &["run", "ls", "-A", "/oldrootfs"], 0) {
         assert_eq!(run.output, "", "{}", run.transcript);
+    }
+}
+
+/// The seccomp filter is there, as the kernel tells it: mode 2, one filter.
+#[test]
+fn the_command_runs_under_one_filter() {
+    for run in check("seccomp", &["run", "grep", "Seccomp", "/proc/self/status"], 0) {
+        assert!(run.output.contains("Seccomp:\t2\n"), "{}", run.transcript);
     }
 }
 
