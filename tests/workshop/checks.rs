@@ -189,7 +189,7 @@ fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 const START_A_CHILD: Stage = Stage {
     id: StageId::of("1.1"),
     name: "start a child that runs you again as `child`",
-    read: "chapter 1, The diff: start_child",
+    read: "chapter 1, The diff: start_child (book/src/step1.md#the-diff)",
     check: start_a_child,
     without_root: WithoutRoot::All,
 };
@@ -219,7 +219,7 @@ fn start_a_child(program: &Path) -> Result<(), Failure> {
 const BECOME_THE_COMMAND: Stage = Stage {
     id: StageId::of("1.2"),
     name: "become the command",
-    read: "chapter 1, The diff: child",
+    read: "chapter 1, The diff: child (book/src/step1.md#the-diff)",
     check: become_the_command,
     without_root: WithoutRoot::All,
 };
@@ -263,7 +263,7 @@ const NAMESPACES: [(&str, &str); 4] = [
 const FIVE_NAMESPACES: Stage = Stage {
     id: StageId::of("2.1"),
     name: "five new namespaces",
-    read: "chapter 2, The idea",
+    read: "chapter 2, The idea (book/src/step2.md#the-idea)",
     check: five_namespaces,
     without_root: WithoutRoot::All,
 };
@@ -297,7 +297,7 @@ fn five_namespaces(program: &Path) -> Result<(), Failure> {
 const PRIVATE_MOUNTS: Stage = Stage {
     id: StageId::of("2.2"),
     name: "mounts that stay in the container",
-    read: "chapter 2, Shared mounts",
+    read: "chapter 2, Shared mounts (book/src/step2.md#shared-mounts)",
     check: private_mounts,
     without_root: WithoutRoot::All,
 };
@@ -314,7 +314,7 @@ fn private_mounts(program: &Path) -> Result<(), Failure> {
 const HOSTNAME_AND_NETWORK: Stage = Stage {
     id: StageId::of("2.3"),
     name: "a hostname and a network of its own",
-    read: "chapter 2, The diff: set_hostname, bring_up_loopback",
+    read: "chapter 2, The diff: set_hostname, bring_up_loopback (book/src/step2.md#the-diff)",
     check: hostname_and_network,
     without_root: WithoutRoot::All,
 };
@@ -344,7 +344,7 @@ fn hostname_and_network(program: &Path) -> Result<(), Failure> {
 const WITHOUT_ROOT: Stage = Stage {
     id: StageId::of("2.4"),
     name: "without root: a user namespace of its own",
-    read: "chapter 2, Without root",
+    read: "chapter 2, Without root: a user namespace (book/src/step2-rootless.md#without-root-a-user-namespace)",
     check: without_root,
     without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
 };
@@ -389,7 +389,7 @@ fn without_root(program: &Path) -> Result<(), Failure> {
 const REFUSE_NO_ROOTFS: Stage = Stage {
     id: StageId::of("3.1"),
     name: "refuse what is no root filesystem",
-    read: "chapter 3, The diff: check_rootfs",
+    read: "chapter 3, The diff: check_rootfs (book/src/step3.md#the-diff)",
     check: refuse_no_rootfs,
     without_root: WithoutRoot::All,
 };
@@ -412,7 +412,7 @@ fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
 const PIVOT_INTO_ROOTFS: Stage = Stage {
     id: StageId::of("3.2"),
     name: "pivot into the rootfs",
-    read: "chapter 3, Why the bind mount",
+    read: "chapter 3, Why the bind mount (book/src/step3.md#why-the-bind-mount)",
     check: pivot_into_rootfs,
     without_root: WithoutRoot::All,
 };
@@ -457,7 +457,7 @@ fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
 const INIT_IS_PID_1: Stage = Stage {
     id: StageId::of("4.1"),
     name: "our init is PID 1",
-    read: "chapter 4, Part 1: PID 1 and signals",
+    read: "chapter 4, Part 1: PID 1 and signals (book/src/step4-1-init.md#part-1-pid-1-and-signals)",
     check: init_is_pid_1,
     without_root: WithoutRoot::All,
 };
@@ -491,7 +491,7 @@ fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
 const FILESYSTEMS_OF_ITS_OWN: Stage = Stage {
     id: StageId::of("4.2"),
     name: "filesystems of its own, the old root gone",
-    read: "chapter 4, Part 2: The filesystems the container sees",
+    read: "chapter 4, Part 2: The filesystems the container sees (book/src/step4-2-filesystems.md#part-2-the-filesystems-the-container-sees)",
     check: filesystems_of_its_own,
     without_root: WithoutRoot::All,
 };
@@ -536,7 +536,7 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
 const FEWER_PRIVILEGES: Stage = Stage {
     id: StageId::of("4.3"),
     name: "a command with fewer privileges",
-    read: "chapter 4, Part 3: The command's privileges",
+    read: "chapter 4, Part 3: The command's privileges (book/src/step4-3-privileges.md#part-3-the-commands-privileges)",
     check: fewer_privileges,
     without_root: WithoutRoot::AllBut("--user, which needs more than your own ID mapped"),
 };
@@ -583,7 +583,7 @@ fn fewer_privileges(program: &Path) -> Result<(), Failure> {
 const NOTHING_OF_THE_CALLERS: Stage = Stage {
     id: StageId::of("4.4"),
     name: "nothing of the caller's: its files, its process group",
-    read: "chapter 4, Part 4: Signals and the terminal, and Inherited files",
+    read: "chapter 4, Part 4: Signals and the terminal (book/src/step4-4-host.md#signals-and-the-terminal), and Inherited files (book/src/step4-4-host.md#inherited-files)",
     check: nothing_of_the_callers,
     without_root: WithoutRoot::All,
 };
@@ -610,7 +610,7 @@ fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
 const HOST_PATHS_AND_LAYER: Stage = Stage {
     id: StageId::of("4.5"),
     name: "the host's paths hidden, rootfs/ never written",
-    read: "chapter 4, Part 4: The host's paths, and A throwaway layer",
+    read: "chapter 4, Part 4: The host's paths (book/src/step4-4-host.md#the-hosts-paths), and A throwaway layer (book/src/step4-4-host.md#a-throwaway-layer)",
     check: host_paths_and_layer,
     without_root: WithoutRoot::All,
 };
@@ -639,7 +639,7 @@ fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
 const SYSTEM_CALLS_REFUSED: Stage = Stage {
     id: StageId::of("4.6"),
     name: "the system calls Docker refuses, refused",
-    read: "chapter 4, Part 4: System calls",
+    read: "chapter 4, System calls (book/src/step4-4-syscalls.md#system-calls)",
     check: system_calls_refused,
     without_root: WithoutRoot::All,
 };
@@ -673,7 +673,7 @@ const A_CGROUP: &str = "a cgroup of its own, which only root can give the net";
 const STREAMS_OF_ITS_OWN: Stage = Stage {
     id: StageId::of("4.7"),
     name: "streams and a terminal of its own",
-    read: "chapter 4, Part 5: The container's own stdio",
+    read: "chapter 4, Part 5: Streams and a terminal of its own (book/src/step4-5-stdio.md#part-5-streams-and-a-terminal-of-its-own)",
     check: streams_of_its_own,
     without_root: WithoutRoot::All,
 };
@@ -718,7 +718,7 @@ fn streams_of_its_own(program: &Path) -> Result<(), Failure> {
 const LIMITS_ENFORCED: Stage = Stage {
     id: StageId::of("5.1"),
     name: "a cgroup with the limits",
-    read: "chapter 5, Move 1: make, and Move 2: limit",
+    read: "chapter 5, Move 1: make (book/src/step5-1-cgroup.md#move-1-make), and Move 2: limit (book/src/step5-1-cgroup.md#move-2-limit)",
     check: limits_enforced,
     without_root: WithoutRoot::None(A_CGROUP),
 };
@@ -746,7 +746,7 @@ fn limits_enforced(program: &Path) -> Result<(), Failure> {
 const JOINS_ITS_CGROUP: Stage = Stage {
     id: StageId::of("5.2"),
     name: "the container joins its cgroup",
-    read: "chapter 5, Move 3: join",
+    read: "chapter 5, Move 3: join (book/src/step5-1-cgroup.md#move-3-join)",
     check: joins_its_cgroup,
     without_root: WithoutRoot::None(A_CGROUP),
 };
@@ -772,7 +772,7 @@ fn joins_its_cgroup(program: &Path) -> Result<(), Failure> {
 const REPORT_AND_REMOVE: Stage = Stage {
     id: StageId::of("5.3"),
     name: "report the OOM kill, remove the cgroup",
-    read: "chapter 5, Move 4: report, and Move 5: remove",
+    read: "chapter 5, Move 4: report (book/src/step5-1-cgroup.md#move-4-report), and Move 5: remove (book/src/step5-1-cgroup.md#move-5-remove)",
     check: report_and_remove,
     without_root: WithoutRoot::None(A_CGROUP),
 };

@@ -27,7 +27,8 @@ pub const PIECES: &[Piece] = &[
         file: "main.rs",
         function: "start_child",
         todo: "clone(2) a child, with SIGCHLD as its exit signal, that execs /proc/self/exe \
-               child and the arguments after `run` (chapter 1, The diff: start_child)",
+               child and the arguments after `run` \
+               (chapter 1, The diff: start_child (book/src/step1.md#the-diff))",
     },
     Piece {
         stage: StageId::of("1.2"),
@@ -35,34 +36,37 @@ pub const PIECES: &[Piece] = &[
         function: "child",
         todo: "become the command with std's Command::exec; if that returns, report the error \
                and return 127 for a command that is not there, 126 for one that cannot run \
-               (chapter 1, The diff: child)",
+               (chapter 1, The diff: child (book/src/step1.md#the-diff))",
     },
     Piece {
         stage: StageId::of("2.1"),
         file: "main.rs",
         function: "namespaces",
         todo: "return the five CLONE_NEW* flags: UTS, PID, mount, IPC and network \
-               (chapter 2, The idea)",
+               (chapter 2, The idea (book/src/step2.md#the-idea))",
     },
     Piece {
         stage: StageId::of("2.2"),
         file: "main.rs",
         function: "make_mounts_private",
         todo: "mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL), so that nothing the \
-               container mounts reaches the host (chapter 2, Shared mounts)",
+               container mounts reaches the host \
+               (chapter 2, Shared mounts (book/src/step2.md#shared-mounts))",
     },
     Piece {
         stage: StageId::of("2.3"),
         file: "main.rs",
         function: "set_hostname",
-        todo: "sethostname(2) to --hostname (chapter 2, The diff: set_hostname)",
+        todo: "sethostname(2) to --hostname \
+               (chapter 2, The diff: set_hostname (book/src/step2.md#the-diff))",
     },
     Piece {
         stage: StageId::of("2.3"),
         file: "main.rs",
         function: "bring_up_loopback",
         todo: "bring lo up: on any socket, ioctl SIOCSIFFLAGS with an ifreq naming lo with \
-               IFF_UP (chapter 2, The diff: bring_up_loopback)",
+               IFF_UP \
+               (chapter 2, The diff: bring_up_loopback (book/src/step2.md#the-diff))",
     },
     Piece {
         stage: StageId::of("2.4"),
@@ -70,28 +74,31 @@ pub const PIECES: &[Piece] = &[
         function: "write_id_maps",
         todo: "rootless (no remap): write \"deny\" to /proc/CHILD/setgroups, then \"0 UID 1\" \
                to its uid_map and \"0 GID 1\" to its gid_map, with our effective IDs; with \
-               --userns-remap FIRST: \"0 FIRST 65536\" to both maps (chapter 2, Without root)",
+               --userns-remap FIRST: \"0 FIRST 65536\" to both maps \
+               (chapter 2, Without root: a user namespace (book/src/step2-rootless.md#without-root-a-user-namespace))",
     },
     Piece {
         stage: StageId::of("3.1"),
         file: "main.rs",
         function: "check_rootfs",
         todo: "refuse a --rootfs that is no directory, or has no bin/sh, before anything is \
-               made, with a suggestion (chapter 3, The diff: check_rootfs)",
+               made, with a suggestion \
+               (chapter 3, The diff: check_rootfs (book/src/step3.md#the-diff))",
     },
     Piece {
         stage: StageId::of("3.2"),
         file: "main.rs",
         function: "enter_rootfs",
         todo: "bind-mount the rootfs on itself, make rootfs/oldrootfs, pivot_root into the \
-               rootfs with the old root there, then chdir(\"/\") (chapter 3, Why the bind mount)",
+               rootfs with the old root there, then chdir(\"/\") \
+               (chapter 3, Why the bind mount (book/src/step3.md#why-the-bind-mount))",
     },
     Piece {
         stage: StageId::of("4.1"),
         file: "init.rs",
         function: "block_signals",
         todo: "block the FORWARDED signals and SIGCHLD, and return them as a SigSet \
-               (chapter 4, Part 1: PID 1 and signals)",
+               (chapter 4, Part 1: PID 1 and signals (book/src/step4-1-init.md#part-1-pid-1-and-signals))",
     },
     Piece {
         stage: StageId::of("4.1"),
@@ -100,14 +107,15 @@ pub const PIECES: &[Piece] = &[
         todo: "reap every child that ends with waitpid(-1, WNOHANG | WUNTRACED), return pid's \
                status (or SIGCONT it, if Ctrl-Z stopped it), and pass the signals read from a \
                signalfd on to pid, but SIGCHLD and those from the kernel \
-               (chapter 4, Part 1: PID 1 and signals)",
+               (chapter 4, Part 1: PID 1 and signals (book/src/step4-1-init.md#part-1-pid-1-and-signals))",
     },
     Piece {
         stage: StageId::of("4.1"),
         file: "init.rs",
         function: "start_command",
         todo: "fork(2); in the child, run become_command and exit with its status, never \
-               returning (chapter 4, Part 1: PID 1 and signals)",
+               returning \
+               (chapter 4, Part 1: PID 1 and signals (book/src/step4-1-init.md#part-1-pid-1-and-signals))",
     },
     Piece {
         stage: StageId::of("4.1"),
@@ -115,21 +123,22 @@ pub const PIECES: &[Piece] = &[
         function: "die_with_runtime",
         todo: "close our copy of the pipe's write end, prctl(PR_SET_PDEATHSIG, SIGKILL), then \
                make sure the runtime lives: reading the pipe must say EAGAIN \
-               (chapter 4, Part 1: PID 1 and signals)",
+               (chapter 4, Part 1: PID 1 and signals (book/src/step4-1-init.md#part-1-pid-1-and-signals))",
     },
     Piece {
         stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "enter_rootfs",
         todo: "with --writable, bind-mount the rootfs on itself and chdir into it, else \
-               enter_a_layer_over it (chapter 4, Part 2: The code)",
+               enter_a_layer_over it \
+               (chapter 4, Part 2: The code (book/src/step4-2-filesystems.md#the-code))",
     },
     Piece {
         stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "drop_old_root",
         todo: "pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), chdir(\"/\") \
-               (chapter 4, Part 2: The old root goes)",
+               (chapter 4, Part 2: The old root goes, in The idea (book/src/step4-2-filesystems.md#the-idea))",
     },
     Piece {
         stage: StageId::of("4.2"),
@@ -138,14 +147,14 @@ pub const PIECES: &[Piece] = &[
         todo: "mount proc, a read-only sys, dev with its devices, dev/pts, dev/shm and tmp, \
                each with its flags, in the new root (paths relative to it), then \
                protect_host_paths \
-               (chapter 4, Part 2: The filesystems the container sees)",
+               (chapter 4, Part 2: The filesystems the container sees (book/src/step4-2-filesystems.md#part-2-the-filesystems-the-container-sees))",
     },
     Piece {
         stage: StageId::of("4.2"),
         file: "filesystems.rs",
         function: "make_read_only",
         todo: "bind-mount the path on itself, then remount it MS_RDONLY with its own flags \
-               (chapter 4, Part 2: The host-wide parts of /proc)",
+               (chapter 4, Part 2: The host-wide parts of /proc, in The idea (book/src/step4-2-filesystems.md#the-idea))",
     },
     Piece {
         stage: StageId::of("4.2"),
@@ -153,14 +162,15 @@ pub const PIECES: &[Piece] = &[
         function: "make_devices",
         todo: "mknod each of DEVICES in dev/, mode 0666 whatever the umask (in a user \
                namespace, bind_host_device instead), then make DEVICE_LINKS \
-               (chapter 4, Part 2: The devices)",
+               (chapter 4, Part 2: The devices, in The code (book/src/step4-2-filesystems.md#the-code))",
     },
     Piece {
         stage: StageId::of("4.3"),
         file: "privileges.rs",
         function: "restrict",
         todo: "set the rlimits, drop the capabilities, switch the user, set no_new_privs: in \
-               that order (chapter 4, Part 3: The command's privileges)",
+               that order \
+               (chapter 4, Part 3: The command's privileges (book/src/step4-3-privileges.md#part-3-the-commands-privileges))",
     },
     Piece {
         stage: StageId::of("4.3"),
@@ -168,28 +178,30 @@ pub const PIECES: &[Piece] = &[
         function: "drop_capabilities",
         todo: "drop from the bounding set every capability this kernel knows but the kept \
                ones, clear the ambient and inheritable sets, set effective and permitted to the \
-               kept ones (chapter 4, Part 3: The capabilities dropped)",
+               kept ones \
+               (chapter 4, Part 3: The capabilities dropped, in The code (book/src/step4-3-privileges.md#the-code))",
     },
     Piece {
         stage: StageId::of("4.3"),
         file: "privileges.rs",
         function: "switch_user",
         todo: "setgroups([]), setgid, then setuid, in that order \
-               (chapter 4, Part 3: Who the command runs as)",
+               (chapter 4, Part 3: Who the command runs as, in The code (book/src/step4-3-privileges.md#the-code))",
     },
     Piece {
         stage: StageId::of("4.4"),
         file: "init.rs",
         function: "close_inherited_files",
         todo: "close every descriptor above the runtime's socket, 3, with close_range(4, ~0U, \
-               0) (chapter 4, Part 4: Inherited files)",
+               0) \
+               (chapter 4, Part 4: Inherited files (book/src/step4-4-host.md#inherited-files))",
     },
     Piece {
         stage: StageId::of("4.4"),
         file: "init.rs",
         function: "own_session",
         todo: "setsid(): a session, and a process group, of the container's own \
-               (chapter 4, Part 4: Signals and the terminal)",
+               (chapter 4, Part 4: Signals and the terminal (book/src/step4-4-host.md#signals-and-the-terminal))",
     },
     Piece {
         stage: StageId::of("4.5"),
@@ -197,7 +209,8 @@ pub const PIECES: &[Piece] = &[
         function: "protect_host_paths",
         todo: "make_read_only each of READ_ONLY that exists; hide each of MASKED that exists, \
                under a read-only tmpfs for a directory, under /dev/null bound on it and made \
-               read-only for a file (chapter 4, Part 4: The host's paths)",
+               read-only for a file \
+               (chapter 4, Part 4: The host's paths (book/src/step4-4-host.md#the-hosts-paths))",
     },
     Piece {
         stage: StageId::of("4.5"),
@@ -205,7 +218,8 @@ pub const PIECES: &[Piece] = &[
         function: "enter_a_layer_over",
         todo: "open the rootfs O_PATH, mount a tmpfs on it, make upper, work and root in it, \
                mount overlay on root with the rootfs as lowerdir (/proc/self/fd/N), chdir into \
-               root (chapter 4, Part 4: A throwaway layer)",
+               root \
+               (chapter 4, Part 4: A throwaway layer (book/src/step4-4-host.md#a-throwaway-layer))",
     },
     Piece {
         stage: StageId::of("4.6"),
@@ -213,21 +227,24 @@ pub const PIECES: &[Piece] = &[
         function: "docker_profile",
         todo: "the filter: kill a call of another architecture, check ioctl, clone, \
                personality and socket with their checks, answer clone3 ENOSYS, then \
-               allowed_ranges (chapter 4, Part 4: System calls)",
+               allowed_ranges \
+               (chapter 4, System calls (book/src/step4-4-syscalls.md#system-calls))",
     },
     Piece {
         stage: StageId::of("4.6"),
         file: "seccomp.rs",
         function: "allowed_ranges",
         todo: "the calls of allowed.rs as sorted ranges of numbers, two jumps each, then the \
-               verdicts EPERM and allow (chapter 4, Part 4: System calls)",
+               verdicts EPERM and allow \
+               (chapter 4, System calls (book/src/step4-4-syscalls.md#system-calls))",
     },
     Piece {
         stage: StageId::of("4.7"),
         file: "stdio.rs",
         function: "hand_over",
         todo: "dup2 the container's three streams onto 0, 1 and 2, and its end of the control \
-               socket onto 3, kept open across exec (chapter 4, Part 5: Streams of its own)",
+               socket onto 3, kept open across exec \
+               (chapter 4, Part 5: Streams and a terminal of its own (book/src/step4-5-stdio.md#part-5-streams-and-a-terminal-of-its-own))",
     },
     Piece {
         stage: StageId::of("4.7"),
@@ -236,40 +253,45 @@ pub const PIECES: &[Piece] = &[
         todo: "if some streams are on the caller's terminal: open a new pseudo-terminal of the \
                container's devpts, make its other end our controlling terminal (TIOCSCTTY), \
                send its master to the runtime (send_master), and dup2 the other end onto \
-               those streams (chapter 4, Part 5: A terminal of its own)",
+               those streams \
+               (chapter 4, Part 5: make_console, in The code (book/src/step4-5-stdio.md#the-code))",
     },
     Piece {
         stage: StageId::of("5.1"),
         file: "cgroup.rs",
         function: "create_from",
         todo: "in each tree that trees::find gives, make byoc-<our pid> beneath parent_dir, \
-               note it in the Cgroup, and write its limit_files (chapter 5, Move 1: make)",
+               note it in the Cgroup, and write its limit_files \
+               (chapter 5, Move 1: make (book/src/step5-1-cgroup.md#move-1-make))",
     },
     Piece {
         stage: StageId::of("5.1"),
         file: "cgroup.rs",
         function: "limit_files",
         todo: "list the files that set the limits, in order: memory.max, memory.swap.max, \
-               memory.oom.group, pids.max, cpu.max (chapter 5, Move 2: limit)",
+               memory.oom.group, pids.max, cpu.max \
+               (chapter 5, Move 2: limit (book/src/step5-1-cgroup.md#move-2-limit))",
     },
     Piece {
         stage: StageId::of("5.2"),
         file: "cgroup.rs",
         function: "join",
-        todo: "write \"0\" into cgroup.procs of each directory (chapter 5, Move 3: join)",
+        todo: "write \"0\" into cgroup.procs of each directory \
+               (chapter 5, Move 3: join (book/src/step5-1-cgroup.md#move-3-join))",
     },
     Piece {
         stage: StageId::of("5.3"),
         file: "cgroup.rs",
         function: "oom_report",
         todo: "read the memory controller's events, and say whom the OOM killer killed \
-               (chapter 5, Move 4: report)",
+               (chapter 5, Move 4: report (book/src/step5-1-cgroup.md#move-4-report))",
     },
     Piece {
         stage: StageId::of("5.3"),
         file: "cgroup.rs",
         function: "remove",
-        todo: "rmdir each directory, then byoc if it is empty (chapter 5, Move 5: remove)",
+        todo: "rmdir each directory, then byoc if it is empty \
+               (chapter 5, Move 5: remove (book/src/step5-1-cgroup.md#move-5-remove))",
     },
 ];
 
