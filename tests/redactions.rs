@@ -97,6 +97,20 @@ fn tmpfs_inode64_is_redacted_but_not_the_other_options() {
     }
 }
 
+/// Newer kernels show overlayfs's `uuid=on` unasked; Debian 12's 6.1 does not. It goes, and
+/// nothing else of the layer's options does.
+#[test]
+fn overlay_uuid_is_redacted_but_not_the_other_options() {
+    for step in [4, 5] {
+        let mount = snapshot(&format!("environment__step{step}_root_mount"));
+        let line = mount.lines().find(|line| line.starts_with("overlay on / ")).unwrap();
+        let with = line.replace(')', ",uuid=on)");
+        assert_eq!(redact(&shown(&mount, line, &with)), mount, "step {step}");
+        let without_nodev = with.replace("nodev,", "");
+        assert_ne!(redact(&shown(&mount, line, &without_nodev)), mount, "step {step}");
+    }
+}
+
 /// The narration of the same paths: each mount that protects one goes when it worked, and
 /// only then.
 #[test]
@@ -180,9 +194,9 @@ struct Example {
     changed: &'static str,
 }
 
-/// One example for each of `common::REDACTIONS`, in their order: the eight kinds that the
+/// One example for each of `common::REDACTIONS`, in their order: the nine kinds that the
 /// tests above show on whole snapshots (the PID takes two, the child's maps two).
-const EXAMPLES: [Example; 10] = [
+const EXAMPLES: [Example; 11] = [
     Example {
         snapshot: "run__step3_verbose",
         redacted: "=> waitpid([PID], 0) = Exited(Pid([PID]), 0)",
@@ -246,6 +260,12 @@ const EXAMPLES: [Example; 10] = [
         redacted: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,size=262144k,nr_inodes=65536)",
         shown: "tmpfs on /tmp type tmpfs (rw,nosuid,nodev,relatime,size=262144k,nr_inodes=65536,inode64)",
         changed: "tmpfs on /tmp type tmpfs (rw,nodev,relatime,size=262144k,nr_inodes=65536,inode64)",
+    },
+    Example {
+        snapshot: "environment__step4_root_mount",
+        redacted: "overlay on / type overlay (rw,nodev,relatime,lowerdir=/proc/self/fd/4,upperdir=upper,workdir=work)",
+        shown: "overlay on / type overlay (rw,nodev,relatime,lowerdir=/proc/self/fd/4,upperdir=upper,workdir=work,uuid=on)",
+        changed: "overlay on / type overlay (rw,relatime,lowerdir=/proc/self/fd/4,upperdir=upper,workdir=work,uuid=on)",
     },
 ];
 
