@@ -592,6 +592,8 @@ fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
 }
 
 fn judge_rootfs(program: &Path, empty: &Path, linked: &Path) -> Result<(), Failure> {
+    // First: a runtime that does not wait leaves its container to the stand-in.
+    waits_for_its_command(program, waiting_hint)?;
     let empty = empty.to_string_lossy();
     for (rootfs, problem) in
         [("no-such-dir", "there is no such directory"), (empty.as_ref(), "it has no bin/sh")]
@@ -620,8 +622,7 @@ fn judge_rootfs(program: &Path, empty: &Path, linked: &Path) -> Result<(), Failu
         ),
         "a rootfs whose bin/sh is an absolute link resolves it only from inside: on the host, \
          look at the link itself (symlink_metadata), not where it points (exists)",
-    )?;
-    waits_for_its_command(program, waiting_hint)
+    )
 }
 
 const PIVOT_INTO_ROOTFS: Stage = Stage {
@@ -1005,15 +1006,22 @@ fn limits_enforced(program: &Path) -> Result<(), Failure> {
         "pids.max is not written, or not where the container runs: write the limits into the \
          container's cgroup before it starts",
     )?;
-    let stress =
-        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    // Three seconds at most: unlimited, stress then ends, and says "successful run".
+    let stress = "run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1 --timeout 3";
+    let stress: Vec<&str> = stress.split(' ').collect();
     let ran = run(program, &stress)?;
     ran.expect(
         ran.outcome.status != 0 && !ran.output().contains("successful run"),
         "stress killed: 200 MiB does not fit in 100 MiB",
         match v2() {
-            true => "memory.max is not written, or swap not turned off (memory.swap.max 0)",
-            false => "memory.limit_in_bytes is not written, or swap not turned off",
+            true => {
+                "the memory limit is not written (memory.max), or swap not turned off \
+                     (memory.swap.max 0)"
+            }
+            false => {
+                "the memory limit is not written (memory.limit_in_bytes), or swap not \
+                      turned off"
+            }
         },
     )?;
     let ran = run(program, &["run", "--cpus", "0.5", "true"])?;
@@ -1083,8 +1091,9 @@ pub fn says_an_oom_kill(line: &str) -> bool {
 }
 
 fn report_and_remove(program: &Path) -> Result<(), Failure> {
-    let stress =
-        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    // --pids too: a cgroup in more than one tree on v1, each of which must go.
+    let stress = "run --memory 100m --pids 64 -- stress --vm-bytes 200m --vm-keep -m 1";
+    let stress: Vec<&str> = stress.split(' ').collect();
     let ran = run(program, &stress)?;
     let said =
         ran.output().lines().filter(|line| !line.starts_with("stress:")).any(says_an_oom_kill);
@@ -1094,7 +1103,7 @@ fn report_and_remove(program: &Path) -> Result<(), Failure> {
         "no report: after the command ended, and before the cgroup is removed (the counters go \
          with it), read the memory controller's events, oom_kill, and say whom it killed",
     )?;
-    let ran = run(program, &["run", "--memory", "100m", "true"])?;
+    let ran = run(program, &["run", "--memory", "100m", "--pids", "64", "true"])?;
     ran.expect(
         ran.outcome.status == 0 && !ran.output().lines().any(says_an_oom_kill),
         "nothing said: true fits in 100 MiB",
