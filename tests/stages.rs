@@ -145,6 +145,7 @@ fn every_plausible_mistake_fails_its_stage_and_is_named() {
         let stage = STAGES.iter().find(|stage| stage.id == mistake.stage).unwrap();
         let why = format!("stage {} misses: {}", stage.id, mistake.what);
         let failure = failure_of(stage, &mistake_name(mistake), &why);
+        earlier_stages_pass(mistake);
         assert!(
             failure.hint.contains(mistake.says) || failure.saw.contains(mistake.says),
             "stage {}, {}: the message does not say {:?}:\n{}",
@@ -153,6 +154,37 @@ fn every_plausible_mistake_fails_its_stage_and_is_named() {
             mistake.says,
             show(&failure)
         );
+    }
+}
+
+/// A mistake is reported at its own stage: the earlier stages of its step pass. `just check`
+/// lends the reference's pieces of every stage but the one it judges, so that a mistake in a
+/// piece is seen by its stage's check alone; one in a function that is no piece (the runtime's
+/// side that the skeleton gives, such as `parent`) is in every stage's program, and must pass
+/// the earlier ones.
+fn earlier_stages_pass(mistake: &Mistake) {
+    let in_a_piece = PIECES.iter().any(|piece| {
+        (piece.stage.step, piece.file, piece.function)
+            == (mistake.stage.step, mistake.file, mistake.function)
+    });
+    if in_a_piece {
+        return;
+    }
+    let program = variant(&mistake_name(mistake));
+    let earlier = STAGES.iter().filter(|s| s.id.step == mistake.stage.step && s.id < mistake.stage);
+    for stage in earlier {
+        let host = HostState::now();
+        let result = (stage.check)(&program);
+        host.assert_unchanged(&stage.id.to_string());
+        if let Err(failure) = result {
+            panic!(
+                "{}: stage {} fails before {}:\n{}",
+                mistake.what,
+                stage.id,
+                mistake.stage,
+                show(&failure)
+            );
+        }
     }
 }
 

@@ -592,8 +592,6 @@ fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
 }
 
 fn judge_rootfs(program: &Path, empty: &Path, linked: &Path) -> Result<(), Failure> {
-    // First: a runtime that does not wait leaves its container to the stand-in.
-    waits_for_its_command(program, waiting_hint)?;
     let empty = empty.to_string_lossy();
     for (rootfs, problem) in
         [("no-such-dir", "there is no such directory"), (empty.as_ref(), "it has no bin/sh")]
@@ -612,6 +610,9 @@ fn judge_rootfs(program: &Path, empty: &Path, linked: &Path) -> Result<(), Failu
             hint,
         )?;
     }
+    // Then a rootfs accepted, before the link's run: a runtime that does not wait leaves its
+    // container to the stand-in, whose harm would hide what went wrong.
+    waits_for_its_command(program, waiting_hint)?;
     let linked = linked.to_string_lossy();
     let ran = run(program, &["run", "--rootfs", &linked, "sh", "-c", "exit 5"])?;
     ran.expect(
