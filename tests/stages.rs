@@ -305,7 +305,7 @@ const VERDICT: &str = "=== verdict\n";
 /// stage's safety net is a user namespace of theirs. Checked here as user `nobody`, by a copy
 /// of this test run as `nobody`: the reference passes every stage of steps 1 to 4 (2.4 and
 /// 4.3 but for the parts that need root, which they name), step 5's stages say they need
-/// root, and every mistake is still caught, but those in the parts that need root: 4.3's
+/// root, and every mistake is still caught, and named, but those in the parts that need root: 4.3's
 /// (`--user`), and those `Mistake::caught_without_root` names (2.4's `--userns-remap`).
 #[test]
 fn without_root_the_checks_still_judge() {
@@ -321,20 +321,21 @@ fn without_root_the_checks_still_judge() {
         return;
     }
     rootfs_ready();
-    let mut runs: Vec<(StageId, PathBuf, &str)> = Vec::new();
+    // Each run: the stage, the program, the verdict it must get, and what its message says.
+    let mut runs: Vec<(StageId, PathBuf, &str, &str)> = Vec::new();
     for stage in STAGES {
         let verdict = if stage.id.step == 5 { "- " } else { "✔ " };
-        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict));
+        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict, ""));
     }
     let caught = MISTAKES.iter().filter(|mistake| {
         mistake.caught_without_root() && mistake.applies_here() && mistake.stage.step < 5
     });
     for mistake in caught {
         let program = variant(&mistake_name(mistake));
-        runs.push((mistake.stage, program, "✘ "));
+        runs.push((mistake.stage, program, "✘ ", mistake.says));
     }
     let checks: Vec<String> =
-        runs.iter().map(|(id, program, _)| format!("{id} {}", program.display())).collect();
+        runs.iter().map(|(id, program, ..)| format!("{id} {}", program.display())).collect();
     let scratch = common::scratch_dir("without-root");
     std::fs::create_dir_all(&scratch).unwrap();
     let host = HostState::now();
@@ -353,9 +354,14 @@ fn without_root_the_checks_still_judge() {
     let seen = String::from_utf8_lossy(&output.stdout).into_owned();
     let reports: Vec<&str> = seen.split(VERDICT).skip(1).collect();
     assert_eq!(reports.len(), runs.len(), "{seen}{}", String::from_utf8_lossy(&output.stderr));
-    for ((id, program, verdict), report) in runs.iter().zip(reports) {
+    for ((id, program, verdict, says), report) in runs.iter().zip(reports) {
         let wanted = format!("{verdict}{id} ");
         assert!(report.starts_with(&wanted), "{}, without root:\n{report}", program.display());
+        assert!(
+            report.contains(says),
+            "{}, without root, says no {says:?}:\n{report}",
+            program.display()
+        );
     }
     assert!(seen.contains("(all but --userns-remap, which is root's)"), "{seen}");
 }
