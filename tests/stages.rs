@@ -305,8 +305,9 @@ const VERDICT: &str = "=== verdict\n";
 /// stage's safety net is a user namespace of theirs. Checked here as user `nobody`, by a copy
 /// of this test run as `nobody`: the reference passes every stage of steps 1 to 4 (2.4 and
 /// 4.3 but for the parts that need root, which they name), step 5's stages say they need
-/// root, and every mistake is still caught, and named, but those in the parts that need root: 4.3's
-/// (`--user`), and those `Mistake::caught_without_root` names (2.4's `--userns-remap`).
+/// root, and every mistake is still caught, and named, but those in the parts that need
+/// root: 4.3's (`--user`), and those `Mistake::caught_without_root` names (2.4's
+/// `--userns-remap`).
 #[test]
 fn without_root_the_checks_still_judge() {
     if let Ok(checks) = std::env::var(CHECKS_AS_THE_LEARNER) {

@@ -311,7 +311,8 @@ pub struct Mistake {
 
 /// The runtime that never waits for its container (steps 1 to 3's `parent`): it returns 0 at
 /// once, and leaves the container running.
-const NO_WAIT_FROM: &str = "let status = narrate!(waitpid(child, None)).wrap_err(\"cannot wait for the container\")?;\n    Ok(ExitCode::from(exit_code(status)))";
+const NO_WAIT_FROM: &str = "let status = narrate!(waitpid(child, None)).wrap_err(\"cannot wait for \
+                            the container\")?;\n    Ok(ExitCode::from(exit_code(status)))";
 const NO_WAIT_TO: &str = "let _ = child;\n    Ok(ExitCode::SUCCESS)";
 
 impl Mistake {
@@ -862,8 +863,8 @@ pub const MISTAKES: &[Mistake] = &[
         what: "the cgroup removed before the report is read",
         file: "main.rs",
         function: "parent",
-        from: "    if let Some(report) = cgroup.oom_report() {\n        eprintln!(\"{report}\");\n    \
-               }\n    cgroup.remove()?;",
+        from: "    if let Some(report) = cgroup.oom_report() {\n        \
+               eprintln!(\"{report}\");\n    }\n    cgroup.remove()?;",
         to: "    cgroup.remove()?;\n    if let Some(report) = cgroup.oom_report() {\n        \
              eprintln!(\"{report}\");\n    }",
         says: "before the cgroup is removed",
