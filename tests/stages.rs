@@ -141,10 +141,11 @@ fn the_skeleton_fails_each_stage_with_its_own_todo() {
 #[test]
 fn every_plausible_mistake_fails_its_stage_and_is_named() {
     rootfs_ready();
-    for mistake in MISTAKES {
+    for mistake in MISTAKES.iter().filter(|mistake| mistake.applies_here()) {
         let stage = STAGES.iter().find(|stage| stage.id == mistake.stage).unwrap();
         let why = format!("stage {} misses: {}", stage.id, mistake.what);
         let failure = failure_of(stage, &mistake_name(mistake), &why);
+        earlier_stages_pass(mistake);
         assert!(
             failure.hint.contains(mistake.says) || failure.saw.contains(mistake.says),
             "stage {}, {}: the message does not say {:?}:\n{}",
@@ -154,6 +155,57 @@ fn every_plausible_mistake_fails_its_stage_and_is_named() {
             show(&failure)
         );
     }
+}
+
+/// A mistake is reported at its own stage: the earlier stages of its step pass. `just check`
+/// lends the reference's pieces of every stage but the one it judges, so that a mistake in a
+/// piece is seen by its stage's check alone; one in a function that is no piece (the runtime's
+/// side that the skeleton gives, such as `parent`) is in every stage's program, and must pass
+/// the earlier ones.
+fn earlier_stages_pass(mistake: &Mistake) {
+    let in_a_piece = PIECES.iter().any(|piece| {
+        (piece.stage.step, piece.file, piece.function)
+            == (mistake.stage.step, mistake.file, mistake.function)
+    });
+    if in_a_piece {
+        return;
+    }
+    let program = variant(&mistake_name(mistake));
+    let earlier = STAGES.iter().filter(|s| s.id.step == mistake.stage.step && s.id < mistake.stage);
+    for stage in earlier {
+        let host = HostState::now();
+        let result = (stage.check)(&program);
+        host.assert_unchanged(&stage.id.to_string());
+        if let Err(failure) = result {
+            panic!(
+                "{}: stage {} fails before {}:\n{}",
+                mistake.what,
+                stage.id,
+                mistake.stage,
+                show(&failure)
+            );
+        }
+    }
+}
+
+/// Stage 5.3 takes for a report of the OOM kill a line that says it, and whom it killed: not
+/// a warning that names the memory controller's directory, as an rmdir refused does.
+#[test]
+fn the_oom_report_is_a_report() {
+    let reports = [
+        "container hit its memory limit (100 MiB): the OOM killer killed 1 process; peak 100 MiB",
+        "OOM kill: the whole container",
+        "oom_kill 2",
+    ];
+    assert!(reports.iter().all(|line| workshop::checks::says_an_oom_kill(line)));
+    let others = [
+        "warning: cannot remove cgroup \"/sys/fs/cgroup/memory/process_api/byoc-net-7/byoc-42\": \
+         Device or resource busy (os error 16)",
+        "Error: cannot write \"104857600\" to \"/sys/fs/cgroup/memory/byoc-42/memory.oom_control\"",
+        "the container used its memory",
+        "OOM killer: nothing killed",
+    ];
+    assert!(others.iter().all(|line| !workshop::checks::says_an_oom_kill(line)));
 }
 
 /// Every stage has a plausible mistake that its check catches, and every piece a stage.
@@ -253,8 +305,9 @@ const VERDICT: &str = "=== verdict\n";
 /// stage's safety net is a user namespace of theirs. Checked here as user `nobody`, by a copy
 /// of this test run as `nobody`: the reference passes every stage of steps 1 to 4 (2.4 and
 /// 4.3 but for the parts that need root, which they name), step 5's stages say they need
-/// root, and every mistake is still caught, but 4.3's, which is in the part that needs root
-/// (`--user`).
+/// root, and every mistake is still caught, and named, but those in the parts that need
+/// root: 4.3's (`--user`), and those `Mistake::caught_without_root` names (2.4's
+/// `--userns-remap`).
 #[test]
 fn without_root_the_checks_still_judge() {
     if let Ok(checks) = std::env::var(CHECKS_AS_THE_LEARNER) {
@@ -269,20 +322,21 @@ fn without_root_the_checks_still_judge() {
         return;
     }
     rootfs_ready();
-    let mut runs: Vec<(StageId, PathBuf, &str)> = Vec::new();
+    // Each run: the stage, the program, the verdict it must get, and what its message says.
+    let mut runs: Vec<(StageId, PathBuf, &str, &str)> = Vec::new();
     for stage in STAGES {
         let verdict = if stage.id.step == 5 { "- " } else { "✔ " };
-        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict));
+        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict, ""));
     }
-    let caught = MISTAKES
-        .iter()
-        .filter(|mistake| mistake.stage != StageId::of("4.3") && mistake.stage.step < 5);
+    let caught = MISTAKES.iter().filter(|mistake| {
+        mistake.caught_without_root() && mistake.applies_here() && mistake.stage.step < 5
+    });
     for mistake in caught {
         let program = variant(&mistake_name(mistake));
-        runs.push((mistake.stage, program, "✘ "));
+        runs.push((mistake.stage, program, "✘ ", mistake.says));
     }
     let checks: Vec<String> =
-        runs.iter().map(|(id, program, _)| format!("{id} {}", program.display())).collect();
+        runs.iter().map(|(id, program, ..)| format!("{id} {}", program.display())).collect();
     let scratch = common::scratch_dir("without-root");
     std::fs::create_dir_all(&scratch).unwrap();
     let host = HostState::now();
@@ -301,9 +355,14 @@ fn without_root_the_checks_still_judge() {
     let seen = String::from_utf8_lossy(&output.stdout).into_owned();
     let reports: Vec<&str> = seen.split(VERDICT).skip(1).collect();
     assert_eq!(reports.len(), runs.len(), "{seen}{}", String::from_utf8_lossy(&output.stderr));
-    for ((id, program, verdict), report) in runs.iter().zip(reports) {
+    for ((id, program, verdict, says), report) in runs.iter().zip(reports) {
         let wanted = format!("{verdict}{id} ");
         assert!(report.starts_with(&wanted), "{}, without root:\n{report}", program.display());
+        assert!(
+            report.contains(says),
+            "{}, without root, says no {says:?}:\n{report}",
+            program.display()
+        );
     }
     assert!(seen.contains("(all but --userns-remap, which is root's)"), "{seen}");
 }

@@ -5,7 +5,7 @@
 //! `just check`.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common;
@@ -186,6 +186,44 @@ fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 
 // ---------------------------------------------------------------- step 1
 
+/// `run`, but with the harm left for the check to judge first, as it can say more precisely
+/// what went wrong; it then hands the run to `checked`. A `todo!()` still fails at once.
+fn run_judging_harm(program: &Path, args: &[&str]) -> Result<Ran, Failure> {
+    let shown = format!("just yours {} {}", step_of(program), common::shell_words(args));
+    let ran = Ran { shown, outcome: net::run(program, args, LIMIT) };
+    match ran.output().contains("not yet implemented: ") {
+        true => checked(ran),
+        false => Ok(ran),
+    }
+}
+
+/// Whether the run left processes behind: the command outlived the runtime.
+fn left_processes(ran: &Ran) -> bool {
+    ran.outcome.harm.iter().any(|harm| harm.contains("left processes"))
+}
+
+/// The runtime waits for its command, one that takes a second and ends with status 5, and
+/// exits with that status: a runtime that returns at once, 0, is seen here.
+fn waits_for_its_command(program: &Path, hint: fn(&Ran) -> &'static str) -> Result<(), Failure> {
+    let ran = run_judging_harm(program, &["run", "sh", "-c", "sleep 1; exit 5"])?;
+    ran.expect(
+        ran.outcome.status == 5,
+        "exit status 5, a second later: the command's",
+        hint(&ran),
+    )?;
+    checked(ran).map(drop)
+}
+
+/// What to look at when the runtime did not end with its command's status.
+fn waiting_hint(ran: &Ran) -> &'static str {
+    if left_processes(ran) {
+        "the runtime did not wait for its child: it must waitpid(2) for it, and only then exit, \
+         with its status"
+    } else {
+        "the runtime must exit with its command's status: waitpid(2)'s, converted by exit_code"
+    }
+}
+
 const START_A_CHILD: Stage = Stage {
     id: StageId::of("1.1"),
     name: "start a child that runs you again as `child`",
@@ -194,25 +232,40 @@ const START_A_CHILD: Stage = Stage {
     without_root: WithoutRoot::All,
 };
 
-fn start_a_child(program: &Path) -> Result<(), Failure> {
-    let ran =
-        run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline; echo; exit 3"])?;
-    let hint = if ran.output().contains("ECHILD") {
+/// What to look at when the child did not run the command as it should.
+fn start_hint(ran: &Ran) -> &'static str {
+    if ran.output().contains("ECHILD") {
         "waitpid(2) found no child to wait for: clone's last argument is the signal the kernel \
          sends the parent when the child ends, and it must be SIGCHLD (chapter 1, The idea)"
     } else if ran.output().contains("cannot run \"run\"") {
         "the child took `run` for the command: `child` gets what followed `run`, \
          std::env::args().skip(2) (chapter 1, The diff: start_child)"
+    } else if ran.outcome.status == 2 {
+        // clap's status for a command line it refuses: the child got no `child` to parse.
+        "the child refused its command line: it must exec /proc/self/exe child ARGS…, \
+         `child` first (chapter 1, The diff: start_child)"
     } else {
-        "the command must run in a new process, a child of `step1 run`, whose exit status comes \
-         back as yours"
-    };
-    ran.expect(ran.outcome.status == 3, "exit status 3, the command's", hint)?;
+        waiting_hint(ran)
+    }
+}
+
+fn start_a_child(program: &Path) -> Result<(), Failure> {
+    waits_for_its_command(program, start_hint)?;
+    let ran =
+        run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline; echo; exit 3"])?;
+    ran.expect(ran.outcome.status == 3, "exit status 3, the command's", start_hint(&ran))?;
     let parent = ran.output().lines().next().unwrap_or_default();
     ran.expect(
         parent.contains(" run "),
         "the command's parent is `step1 run …`",
         "the command must run in a child of the runtime, not in the runtime's own process",
+    )?;
+    let ran = run(program, &["run", "sh", "-c", "kill -9 $$"])?;
+    ran.expect(
+        ran.outcome.status == 137,
+        "exit status 137: 128 + 9, the command killed by SIGKILL",
+        "when signal N kills the command, the runtime's status is 128 + N, as a shell says it \
+         (exit_code)",
     )
 }
 
@@ -226,19 +279,34 @@ const BECOME_THE_COMMAND: Stage = Stage {
 
 fn become_the_command(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "echo", "hello"])?;
+    let hint = match ran.output() {
+        "\n" => "the command ran without its arguments: pass them, command[1..]",
+        "echo hello\n" => {
+            "the command got its own name as its first argument: its arguments are command[1..]"
+        }
+        _ => "child must run the command, with its arguments",
+    };
     ran.expect(
         ran.output() == "hello\n" && ran.outcome.status == 0,
         "hello, and exit status 0",
-        "child must run the command, with its arguments",
+        hint,
     )?;
-    for (command, status, why) in
-        [("no-such-command", 127, "not found"), ("/etc/passwd", 126, "not executable")]
+    for (command, status, other, why) in
+        [("no-such-command", 127, 126, "not found"), ("/etc/passwd", 126, 127, "not executable")]
     {
         let ran = run(program, &["run", command])?;
+        let hint = if ran.outcome.status == other {
+            "127 and 126 the wrong way round: 127 for NotFound, 126 else"
+        } else if ran.outcome.status == 1 {
+            "exec's error became exit status 1, main's for an error: report it, and return 127 \
+             for NotFound, 126 else, as a shell does"
+        } else {
+            "when exec returns, it failed: report the error, and return 127 for NotFound, 126 else"
+        };
         ran.expect(
             ran.outcome.status == status && !ran.output().contains("panicked"),
             &format!("exit status {status}, as a shell gives for a command {why}, with a message"),
-            "when exec returns, it failed: report the error, and return 127 for NotFound, 126 else",
+            hint,
         )?;
     }
     let ran = run(program, &["run", "sh", "-c", "tr '\\0' ' ' </proc/$PPID/cmdline"])?;
@@ -269,6 +337,9 @@ const FIVE_NAMESPACES: Stage = Stage {
 };
 
 fn five_namespaces(program: &Path) -> Result<(), Failure> {
+    // First: a runtime that does not wait leaves its container to the stand-in, whose
+    // harm would then hide what went wrong.
+    waits_for_its_command(program, waiting_hint)?;
     let script = "echo $$; for ns in uts mnt ipc net; do echo $ns $(readlink /proc/self/ns/$ns) \
                   $(readlink /proc/1/ns/$ns); done";
     let ran = run(program, &["run", "sh", "-c", script])?;
@@ -302,13 +373,65 @@ const PRIVATE_MOUNTS: Stage = Stage {
     without_root: WithoutRoot::All,
 };
 
+/// The mount points of the host, which the stand-in's copy of its mounts has too.
+fn mount_points() -> Vec<String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).map(str::to_string).collect()
+}
+
+/// Where the check mounts: a directory of `/` itself, and a mount point of its own beneath
+/// `/` (`/dev/shm` on most machines), where a mount leaks if `/` alone was made private.
+fn mount_targets() -> (&'static str, &'static str) {
+    let points = mount_points();
+    let is_point = |dir: &&str| points.iter().any(|point| point == dir);
+    let on_root = ["/srv", "/opt", "/media", "/home", "/root", "/mnt", "/tmp"]
+        .into_iter()
+        .find(|dir| Path::new(dir).is_dir() && !is_point(dir))
+        .unwrap_or("/srv");
+    let beneath =
+        ["/dev/shm", "/run", "/dev", "/tmp", "/boot"].into_iter().find(is_point).unwrap_or("/dev");
+    (on_root, beneath)
+}
+
 fn private_mounts(program: &Path) -> Result<(), Failure> {
-    let ran = run(program, &["run", "mount", "-t", "tmpfs", "byoc-check", "/tmp"])?;
+    let (on_root, beneath) = mount_targets();
+    // The stand-in's mounts, as its first process (PID 1 of the /proc that step 2 keeps)
+    // sees them: whether its / is still shared, and which of the container's mounts reached it.
+    let script = format!(
+        "mount -t tmpfs byoc-check {on_root} && mount -t tmpfs byoc-check {beneath} && \
+         awk '$5 == \"/\" {{ print \"/\", ($7 ~ /^shared:/ ? \"shared\" : \"not shared\") }} \
+         / - tmpfs byoc-check / {{ print \"leaked:\", $5 }}' /proc/1/mountinfo"
+    );
+    let ran = run_judging_harm(program, &["run", "sh", "-c", &script])?;
+    let leaked = |dir: &str| ran.output().lines().any(|line| line == format!("leaked: {dir}"));
+    let hint = if ran.outcome.status != 0 && !ran.output().contains("mount:") {
+        "the runtime failed before the command ran (its error is above): make_mounts_private \
+         is mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL), a change of propagation only"
+            .to_string()
+    } else if ran.output().contains("/ not shared") {
+        "the host's own / is no longer shared: its mounts were made private in the runtime, \
+         on the host's side of clone; make them private in the container, after clone, in its \
+         mount namespace"
+            .to_string()
+    } else if leaked(on_root) {
+        format!(
+            "the container's mount on {on_root} reached the host: / was not made private in the \
+             container: mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL)"
+        )
+    } else if leaked(beneath) {
+        format!(
+            "the container's mount on {beneath}, a mount of its own beneath /, reached the host: \
+             / was made private but not the mounts beneath it, for which MS_REC is needed"
+        )
+    } else {
+        "the mounts must be made, in the container, and none reach the host".to_string()
+    };
     ran.expect(
-        ran.outcome.status == 0,
-        "the mount made, in the container",
-        "mount needs root: run it with sudo",
-    )
+        ran.outcome.status == 0 && ran.output() == "/ shared\n",
+        &format!("the mounts on {on_root} and {beneath} made in the container, none on the host"),
+        &hint,
+    )?;
+    checked(ran).map(drop)
 }
 
 const HOSTNAME_AND_NETWORK: Stage = Stage {
@@ -321,11 +444,19 @@ const HOSTNAME_AND_NETWORK: Stage = Stage {
 
 fn hostname_and_network(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "--hostname", "box", "hostname"])?;
-    ran.expect(
-        ran.output() == "box\n",
-        "box: the container's hostname is --hostname",
-        "set the hostname to --hostname with sethostname(2), in the child",
-    )?;
+    // The stand-in's hostname is a copy of the host's.
+    let host = nix::unistd::gethostname().unwrap_or_default();
+    let hint = if ran.outcome.status != 0 {
+        "the runtime failed before the command ran (its error is above): set_hostname, then \
+         bring_up_loopback"
+    } else if ran.output().trim_end() == host.to_string_lossy() {
+        "the container's hostname is still the host's: set_hostname must call sethostname(2)"
+    } else if ran.output() == "container\n" {
+        "the hostname is the default, not the one --hostname gives: sethostname(2) to it"
+    } else {
+        "set the hostname to --hostname with sethostname(2), in the child"
+    };
+    ran.expect(ran.output() == "box\n", "box: the container's hostname is --hostname", hint)?;
     let ran = run(program, &["run", "cat", "/proc/net/dev"])?;
     let devices: Vec<&str> = ran.output().lines().skip(2).map(str::trim_start).collect();
     ran.expect(
@@ -349,20 +480,37 @@ const WITHOUT_ROOT: Stage = Stage {
     without_root: WithoutRoot::AllBut("--userns-remap, which is root's"),
 };
 
+/// What the container says of its IDs: user, group, the first line of each map, hostname.
+const IDS: &str = "id -u; id -g; set -- $(cat /proc/self/uid_map); echo $1 $2 $3; \
+                   set -- $(cat /proc/self/gid_map); echo $1 $2 $3; hostname";
+
 fn without_root(program: &Path) -> Result<(), Failure> {
-    let script = "id -u; set -- $(cat /proc/self/uid_map); echo $1 $2 $3; hostname";
-    let ran = run_rootless(program, &["run", "sh", "-c", script])?;
-    let (uid, who) = match rootless() {
-        true => (nix::unistd::Uid::effective().as_raw(), "you"),
-        false => (common::NOBODY, "nobody, the user who ran it"),
+    let ran = run_rootless(program, &["run", "sh", "-c", IDS])?;
+    let (uid, gid, who) = match rootless() {
+        true => {
+            (nix::unistd::Uid::effective().as_raw(), nix::unistd::Gid::effective().as_raw(), "you")
+        }
+        false => (common::NOBODY, common::NOBODY, "nobody, the user who ran it"),
+    };
+    let lines: Vec<&str> = ran.output().lines().collect();
+    let hint = if ran.outcome.status != 0 {
+        "the runtime failed to map the IDs (its error is above): rootless, it must write \
+         \"deny\" to the child's setgroups before its gid_map, then \"0 UID 1\" to uid_map and \
+         \"0 GID 1\" to gid_map: the ID inside, the ID outside, how many (chapter 2, Without root)"
+    } else if lines.get(3).is_some_and(|line| line.is_empty()) {
+        "the child's gid_map is not written: its group is unmapped; write \"0 GID 1\" to it"
+    } else {
+        "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's \
+         uid_map and \"0 GID 1\" to its gid_map, before the child goes on (chapter 2, Without root)"
     };
     ran.expect(
-        ran.outcome.status == 0 && ran.output() == format!("0\n0 {uid} 1\ncontainer\n"),
+        ran.outcome.status == 0
+            && ran.output() == format!("0\n0\n0 {uid} 1\n0 {gid} 1\ncontainer\n"),
         &format!(
-            "0, then 0 {uid} 1, then container: root in the container, and that root is {who}"
+            "0 and 0, then 0 {uid} 1 and 0 {gid} 1, then container: root in the container, and \
+             that root is {who}"
         ),
-        "rootless, the runtime must deny setgroups, then write \"0 UID 1\" to the child's uid_map \
-         and gid_map, before the child goes on (chapter 2, Without root)",
+        hint,
     )?;
     if rootless() {
         return Ok(()); // --userns-remap is root's
@@ -371,16 +519,24 @@ fn without_root(program: &Path) -> Result<(), Failure> {
     // is then a stranger to the directory it starts in (this project's may be private).
     let checkout = common::RootlessCheckout::of(program, false);
     let (dir, exe) = (checkout.dir.to_string_lossy(), checkout.exe.to_string_lossy());
-    let args = ["run", "--userns-remap", "100000", "sh", "-c", script];
+    let args = ["run", "--userns-remap", "100000", "sh", "-c", IDS];
     let in_dir = [&["-c", r#"cd "$0" && exec "$@""#, &dir, &exe][..], &args].concat();
     let shown = format!("just yours {} {}", step_of(program), common::shell_words(&args));
     let ran = run_shown(shown, Path::new("/bin/sh"), &in_dir)?;
-    ran.expect(
-        ran.outcome.status == 0 && ran.output() == "0\n0 100000 65536\ncontainer\n",
-        "0, then 0 100000 65536, then container: root in the container, and that root is \
-         100000 on the host, the first of 65536 IDs",
+    let maps = ran.output().lines().skip(2).take(2);
+    let hint = if maps.clone().any(|map| map.starts_with("0 100000 ") && map != "0 100000 65536") {
+        "--userns-remap maps 65536 IDs, 0 to 65535, not one: \"0 FIRST 65536\" to uid_map and \
+         gid_map (chapter 2, As root, a user namespace too)"
+    } else {
         "as root, --userns-remap FIRST must write \"0 FIRST 65536\" to the child's uid_map and \
-         gid_map (chapter 2, As root, a user namespace too)",
+         gid_map (chapter 2, As root, a user namespace too)"
+    };
+    ran.expect(
+        ran.outcome.status == 0
+            && ran.output() == "0\n0\n0 100000 65536\n0 100000 65536\ncontainer\n",
+        "0 and 0, then 0 100000 65536 twice, then container: root in the container, and that \
+         root is 100000 on the host, the first of 65536 IDs",
+        hint,
     )
 }
 
@@ -394,19 +550,80 @@ const REFUSE_NO_ROOTFS: Stage = Stage {
     without_root: WithoutRoot::All,
 };
 
+/// Where the rootfs of the check's own has its shell: a path that the host lacks.
+const ONLY_IN_THE_ROOTFS: &str = "byoc-only-in-the-rootfs";
+
+/// Where the check makes its own root filesystems: in rootfs/tmp, on the filesystem of the
+/// rootfs itself, where programs may run (a /tmp may be mounted noexec), and which a learner
+/// without root may write.
+fn scratch_for_rootfs() -> PathBuf {
+    let name = format!("byoc-check-3-1-{}", std::process::id());
+    let tmp = Path::new(common::PROJECT).join("rootfs/tmp");
+    match tmp.is_dir() {
+        true => tmp.join(name),
+        false => std::env::temp_dir().join(name),
+    }
+}
+
+/// Two root filesystems in `scratch`, made cheaply: `empty`, with no bin/sh, and `linked`,
+/// whose bin/sh is an absolute link, /byoc-only-in-the-rootfs/busybox, that resolves inside
+/// it alone (as a Docker image's may), to rootfs/'s busybox (a hard link, else a copy).
+fn scratch_rootfs(scratch: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let (empty, linked) = (scratch.join("empty"), scratch.join("linked"));
+    fs::create_dir_all(&empty)?;
+    fs::create_dir_all(linked.join("bin"))?;
+    fs::create_dir_all(linked.join(ONLY_IN_THE_ROOTFS))?;
+    let busybox = Path::new(common::PROJECT).join("rootfs/bin/busybox");
+    let copy = linked.join(ONLY_IN_THE_ROOTFS).join("busybox");
+    fs::hard_link(&busybox, &copy).or_else(|_| fs::copy(&busybox, &copy).map(drop))?;
+    let target = Path::new("/").join(ONLY_IN_THE_ROOTFS).join("busybox");
+    std::os::unix::fs::symlink(target, linked.join("bin/sh"))?;
+    Ok((empty, linked))
+}
+
 fn refuse_no_rootfs(program: &Path) -> Result<(), Failure> {
+    let scratch = scratch_for_rootfs();
+    let judged = match scratch_rootfs(&scratch) {
+        Ok((empty, linked)) => judge_rootfs(program, &empty, &linked),
+        Err(error) => panic!("cannot make the check's rootfs in {}: {error}", scratch.display()),
+    };
+    let _ = fs::remove_dir_all(&scratch);
+    judged
+}
+
+fn judge_rootfs(program: &Path, empty: &Path, linked: &Path) -> Result<(), Failure> {
+    let empty = empty.to_string_lossy();
     for (rootfs, problem) in
-        [("no-such-dir", "there is no such directory"), ("/etc", "it has no bin/sh")]
+        [("no-such-dir", "there is no such directory"), (empty.as_ref(), "it has no bin/sh")]
     {
         let ran = run(program, &["run", "--rootfs", rootfs, "true"])?;
+        let hint = if ran.outcome.status != 1 {
+            "the run went on: check_rootfs must refuse a --rootfs that is no directory or has no \
+             bin/sh, returning its error, so that the runtime stops, status 1, before anything \
+             is made"
+        } else {
+            "check_rootfs's error must name the --rootfs it refuses, and why"
+        };
         ran.expect(
             ran.outcome.status == 1 && ran.output().contains(rootfs),
             &format!("exit status 1, and a message that names {rootfs}: {problem}"),
-            "check_rootfs must refuse, before anything is made, a --rootfs that is no \
-             directory or has no bin/sh",
+            hint,
         )?;
     }
-    Ok(())
+    // Then a rootfs accepted, before the link's run: a runtime that does not wait leaves its
+    // container to the stand-in, whose harm would hide what went wrong.
+    waits_for_its_command(program, waiting_hint)?;
+    let linked = linked.to_string_lossy();
+    let ran = run(program, &["run", "--rootfs", &linked, "sh", "-c", "exit 5"])?;
+    ran.expect(
+        ran.outcome.status == 5,
+        &format!(
+            "exit status 5: {linked} accepted, its bin/sh a link to \
+             /{ONLY_IN_THE_ROOTFS}/busybox, which is there once inside"
+        ),
+        "a rootfs whose bin/sh is an absolute link resolves it only from inside: on the host, \
+         look at the link itself (symlink_metadata), not where it points (exists)",
+    )
 }
 
 const PIVOT_INTO_ROOTFS: Stage = Stage {
@@ -417,25 +634,36 @@ const PIVOT_INTO_ROOTFS: Stage = Stage {
     without_root: WithoutRoot::All,
 };
 
-fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
-    let ran = run(program, &["run", "ls", "-A", "/"])?;
-    let hint = if ran.output().contains("pivot_root") {
-        "pivot_root(2) refused: the new root must be a mount point, so bind-mount the rootfs on \
-         itself first (chapter 3, Why the bind mount)"
-    } else {
-        "the container's / must be rootfs/: pivot_root(2) into it"
-    };
-    let rootfs = Path::new(common::PROJECT).join("rootfs");
-    let mut entries: Vec<String> = fs::read_dir(&rootfs)
+/// The names in a directory, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
         .map(|dir| {
             dir.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
         .unwrap_or_default();
-    entries.sort();
+    names.sort();
+    names
+}
+
+fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
+    let ran = run(program, &["run", "ls", "-A", "/"])?;
     let mut seen: Vec<String> = ran.output().split_whitespace().map(str::to_string).collect();
     seen.sort();
+    let hint = if ran.output().contains("pivot_root") {
+        "pivot_root(2) refused: the new root must be a mount point, so bind-mount the rootfs on \
+         itself first (chapter 3, Why the bind mount)"
+    } else if ran.outcome.status != 0 {
+        "enter_rootfs failed (its error is above): first bind-mount the rootfs on itself, flags \
+         MS_BIND | MS_REC"
+    } else if seen == entries(Path::new("/")) {
+        "the container's / is the host's: the old root went on top of the new one; \
+         pivot_root(new_root, put_old) wants put_old beneath new_root, rootfs/oldrootfs"
+    } else {
+        "the container's / must be rootfs/: pivot_root(2) into it"
+    };
+    let entries = entries(&Path::new(common::PROJECT).join("rootfs"));
     ran.expect(
         ran.outcome.status == 0 && seen == entries,
         &format!("the entries of rootfs/: {}", entries.join(" ")),
@@ -445,10 +673,17 @@ fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
         program,
         &["run", "sh", "-c", "pwd; test -e /oldrootfs/etc/os-release && echo old root"],
     )?;
+    let hint = match ran.output().lines().next() {
+        Some("/") => "the old root goes to rootfs/oldrootfs (put_old)",
+        _ => {
+            "the current directory is still the old one, now beneath /oldrootfs: after \
+              pivot_root, chdir(\"/\")"
+        }
+    };
     ran.expect(
         ran.output() == "/\nold root\n",
         "/, the current directory, and the host's old root at /oldrootfs",
-        "after pivot_root, chdir(\"/\"); and the old root goes to rootfs/oldrootfs (put_old)",
+        hint,
     )
 }
 
@@ -723,23 +958,80 @@ const LIMITS_ENFORCED: Stage = Stage {
     without_root: WithoutRoot::None(A_CGROUP),
 };
 
+/// Fifty sleeps, in a shell that says each one it started: with `--pids 20`, 18 start.
+const FORKS: &str = "for i in $(seq 50); do sleep 3 & echo \"started $i\"; done";
+
+/// How many of `FORKS`'s sleeps started.
+fn started(ran: &Ran) -> usize {
+    ran.output().lines().filter(|line| line.starts_with("started ")).count()
+}
+
+/// The lines of /proc/self/cgroup, as the container saw it, for the trees that hold the
+/// memory or pids controller (v1), or for the one tree (v2), where it is in no cgroup of its
+/// own: the net's own is byoc-net…, the container's another byoc-….
+fn outside_its_cgroup(ran: &Ran) -> Vec<&str> {
+    let own = |line: &str| {
+        line.split('/').any(|part| part.starts_with("byoc-") && !part.starts_with("byoc-net"))
+    };
+    let limited = |line: &str| {
+        let controllers = line.split(':').nth(1).unwrap_or_default();
+        (v2() && line.starts_with("0::"))
+            || controllers.split(',').any(|c| c == "memory" || c == "pids")
+    };
+    ran.output().lines().filter(|line| limited(line) && !own(line)).collect()
+}
+
+/// The trees of this machine: v2 has one, `0::`, alone.
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 fn limits_enforced(program: &Path) -> Result<(), Failure> {
-    let forks = "for i in $(seq 50); do sleep 3 & echo \"started $i\"; done";
-    let ran = run(program, &["run", "--pids", "20", "sh", "-c", forks])?;
-    let started = ran.output().lines().filter(|line| line.starts_with("started ")).count();
+    let ran =
+        run(program, &["run", "--memory", "100m", "--pids", "20", "cat", "/proc/self/cgroup"])?;
+    let outside = outside_its_cgroup(&ran);
     ran.expect(
-        started == 18 && ran.output().contains("can't fork"),
+        outside.is_empty() && !ran.output().is_empty(),
+        "the command in a cgroup byoc-… of the container's, in every tree with the memory or \
+         pids controller",
+        &format!(
+            "no cgroup of the container's in {}: create_from makes one in each tree that \
+             trees::find gives (v1: a tree per controller)",
+            outside.join(", ")
+        ),
+    )?;
+    let ran = run(program, &["run", "--pids", "20", "sh", "-c", FORKS])?;
+    ran.expect(
+        started(&ran) == 18 && ran.output().contains("can't fork"),
         "18 sleeps started (with init and the shell, 20 processes), then \"can't fork\"",
         "pids.max is not written, or not where the container runs: write the limits into the \
          container's cgroup before it starts",
     )?;
-    let stress =
-        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    // Three seconds at most: unlimited, stress then ends, and says "successful run".
+    let stress = "run --memory 100m -- stress --vm-bytes 200m --vm-keep -m 1 --timeout 3";
+    let stress: Vec<&str> = stress.split(' ').collect();
     let ran = run(program, &stress)?;
     ran.expect(
         ran.outcome.status != 0 && !ran.output().contains("successful run"),
         "stress killed: 200 MiB does not fit in 100 MiB",
-        "memory.max (v1: memory.limit_in_bytes) is not written, or swap not turned off",
+        match v2() {
+            true => {
+                "the memory limit is not written (memory.max), or swap not turned off \
+                     (memory.swap.max 0)"
+            }
+            false => {
+                "the memory limit is not written (memory.limit_in_bytes), or swap not \
+                      turned off"
+            }
+        },
+    )?;
+    let ran = run(program, &["run", "--cpus", "0.5", "true"])?;
+    ran.expect(
+        ran.outcome.status == 0,
+        "exit status 0: half a CPU set, true ran",
+        "the CPU limit was refused (its error is above): cpu.max is \"QUOTA PERIOD\" in \
+         microseconds, a period of 100000 and half of it for 0.5 CPUs (v1: cpu.cfs_quota_us \
+         and cpu.cfs_period_us)",
     )
 }
 
@@ -752,20 +1044,32 @@ const JOINS_ITS_CGROUP: Stage = Stage {
 };
 
 fn joins_its_cgroup(program: &Path) -> Result<(), Failure> {
-    let ran = run(program, &["run", "--memory", "100m", "cat", "/proc/self/cgroup"])?;
-    let line = ran.output().lines().find(|line| line.contains("memory") || line.starts_with("0::"));
-    // The net's own cgroup is byoc-net…: the container's is another byoc-….
-    let joined = ran.output().lines().any(|line| {
-        line.split('/').any(|part| part.starts_with("byoc-") && !part.starts_with("byoc-net"))
-    });
+    let limits = ["run", "--memory", "100m", "--pids", "20"];
+    let ran = run(program, &[&limits[..], &["cat", "/proc/self/cgroup"]].concat())?;
+    let outside = outside_its_cgroup(&ran);
+    let hint = if ran.outcome.status != 0 {
+        "the child could not join (its error is above): join writes \"0\" into the file \
+         cgroup.procs of each directory"
+            .to_string()
+    } else {
+        format!(
+            "the command is in {}: the child must join every directory of the container's \
+             cgroup, one in each tree (write 0 into its cgroup.procs), before it execs anything",
+            outside.join(", ")
+        )
+    };
     ran.expect(
-        joined,
-        "the command in the container's cgroup, byoc-…",
-        &format!(
-            "the command is in {}: the child must join the container's cgroup (write 0 into \
-             its cgroup.procs) before it execs anything",
-            line.unwrap_or("the runtime's cgroup")
-        ),
+        ran.outcome.status == 0 && outside.is_empty(),
+        "the command in the container's cgroup, byoc-…, in every tree with memory or pids",
+        &hint,
+    )?;
+    // The limits hold, both: the pids limit is not in the memory tree, on v1.
+    let ran = run(program, &[&limits[..], &["sh", "-c", FORKS]].concat())?;
+    ran.expect(
+        started(&ran) == 18,
+        "18 sleeps started, with --memory and --pids both set",
+        "the pids limit does not hold with a memory limit beside it: the child must join every \
+         directory of its cgroup, the pids tree's too on v1",
     )
 }
 
@@ -777,17 +1081,33 @@ const REPORT_AND_REMOVE: Stage = Stage {
     without_root: WithoutRoot::None(A_CGROUP),
 };
 
+/// Whether `line` reports an OOM kill: it says that the OOM killer killed, and whom (a count,
+/// or the container), and it is no error or warning, such as an rmdir refused, whose path may
+/// name the memory controller.
+pub fn says_an_oom_kill(line: &str) -> bool {
+    let line = line.to_lowercase();
+    let whom = line.chars().any(|c| c.is_ascii_digit()) || line.contains("container");
+    let complaint = ["error", "warning", "cannot", "failed"].iter().any(|word| line.contains(word));
+    line.contains("oom") && line.contains("kill") && whom && !complaint && !line.contains("/sys/")
+}
+
 fn report_and_remove(program: &Path) -> Result<(), Failure> {
-    let stress =
-        ["run", "--memory", "100m", "--", "stress", "--vm-bytes", "200m", "--vm-keep", "-m", "1"];
+    // --pids too: a cgroup in more than one tree on v1, each of which must go.
+    let stress = "run --memory 100m --pids 64 -- stress --vm-bytes 200m --vm-keep -m 1";
+    let stress: Vec<&str> = stress.split(' ').collect();
     let ran = run(program, &stress)?;
-    let said = ran.output().lines().filter(|line| !line.starts_with("stress:")).any(|line| {
-        let line = line.to_lowercase();
-        line.contains("memory") || line.contains("oom")
-    });
+    let said =
+        ran.output().lines().filter(|line| !line.starts_with("stress:")).any(says_an_oom_kill);
     ran.expect(
         said,
-        "a line saying that the container hit its memory limit",
-        "after the command ended, read the memory controller's events (oom_kill) and say so",
+        "a line saying that the OOM killer killed in the container, and whom",
+        "no report: after the command ended, and before the cgroup is removed (the counters go \
+         with it), read the memory controller's events, oom_kill, and say whom it killed",
+    )?;
+    let ran = run(program, &["run", "--memory", "100m", "--pids", "64", "true"])?;
+    ran.expect(
+        ran.outcome.status == 0 && !ran.output().lines().any(says_an_oom_kill),
+        "nothing said: true fits in 100 MiB",
+        "a report of an OOM kill that did not happen: report only when oom_kill counts one",
     )
 }

@@ -309,6 +309,30 @@ pub struct Mistake {
     pub says: &'static str,
 }
 
+/// The runtime that never waits for its container (steps 1 to 3's `parent`): it returns 0 at
+/// once, and leaves the container running.
+const NO_WAIT_FROM: &str = "let status = narrate!(waitpid(child, None)).wrap_err(\"cannot wait for \
+                            the container\")?;\n    Ok(ExitCode::from(exit_code(status)))";
+const NO_WAIT_TO: &str = "let _ = child;\n    Ok(ExitCode::SUCCESS)";
+
+impl Mistake {
+    /// Whether the check catches it without root too: not when it is in a part of the check
+    /// that needs root (`WithoutRoot::AllBut`), which its `what` then starts with "as root",
+    /// nor in 4.3's `--user`.
+    pub fn caught_without_root(&self) -> bool {
+        !self.what.starts_with("as root") && self.stage != StageId::of("4.3")
+    }
+
+    /// Whether it is a mistake on this machine: "on v1" ones are none on a v2 machine, whose
+    /// one tree holds every controller.
+    pub fn applies_here(&self) -> bool {
+        !self.what.starts_with("on v1") || !std::path::Path::new(V2).exists()
+    }
+}
+
+/// A file that only a cgroup v2 machine, one tree at /sys/fs/cgroup, has.
+const V2: &str = "/sys/fs/cgroup/cgroup.controllers";
+
 pub const MISTAKES: &[Mistake] = &[
     // Not clone without SIGCHLD, the book's first mistake: waitpid(2) then finds no child,
     // unless the child has ended already, for a child that has exec'd ends with SIGCHLD
@@ -324,6 +348,35 @@ pub const MISTAKES: &[Mistake] = &[
         says: "skip(2)",
     },
     Mistake {
+        stage: StageId::of("1.1"),
+        what: "`child` left out of the new process's command line",
+        file: "main.rs",
+        function: "start_child",
+        from: "[\"/proc/self/exe\".to_string(), \"child\".to_string()]",
+        to: "[\"/proc/self/exe\".to_string()]",
+        says: "`child` first",
+    },
+    // The next two are in functions that are no piece (the runtime's side, which the
+    // skeleton gives): stage 1.1's check, whose status the runtime returns, catches them.
+    Mistake {
+        stage: StageId::of("1.1"),
+        what: "death by a signal reported as 1, not 128+N",
+        file: "main.rs",
+        function: "exit_code",
+        from: "WaitStatus::Signaled(_, signal, _) => 128 + signal as u8,",
+        to: "WaitStatus::Signaled(..) => 1,",
+        says: "128 + N",
+    },
+    Mistake {
+        stage: StageId::of("1.1"),
+        what: "the runtime never waits for its child, and returns 0 at once",
+        file: "main.rs",
+        function: "parent",
+        from: NO_WAIT_FROM,
+        to: NO_WAIT_TO,
+        says: "did not wait",
+    },
+    Mistake {
         stage: StageId::of("1.2"),
         what: "the child starts the command and waits, instead of becoming it",
         file: "main.rs",
@@ -331,6 +384,42 @@ pub const MISTAKES: &[Mistake] = &[
         from: ".exec();",
         to: ".status().err().unwrap_or_else(|| std::process::exit(0));",
         says: "become the command",
+    },
+    Mistake {
+        stage: StageId::of("1.2"),
+        what: "127 and 126 swapped",
+        file: "main.rs",
+        function: "child",
+        from: "io::ErrorKind::NotFound => 127,\n        _ => 126,",
+        to: "io::ErrorKind::NotFound => 126,\n        _ => 127,",
+        says: "wrong way round",
+    },
+    Mistake {
+        stage: StageId::of("1.2"),
+        what: "exec's error returned to main, which exits 1",
+        file: "main.rs",
+        function: "child",
+        from: "eprintln!(\"Error: {report:?}\");\n    Ok(ExitCode::from(status))",
+        to: "let _ = status;\n    Err(report)",
+        says: "became exit status 1",
+    },
+    Mistake {
+        stage: StageId::of("1.2"),
+        what: "the command's arguments left out",
+        file: "main.rs",
+        function: "child",
+        from: ".args(&command[1..])",
+        to: "",
+        says: "without its arguments",
+    },
+    Mistake {
+        stage: StageId::of("1.2"),
+        what: "the command's name passed as its first argument too",
+        file: "main.rs",
+        function: "child",
+        from: ".args(&command[1..])",
+        to: ".args(command)",
+        says: "its own name",
     },
     Mistake {
         stage: StageId::of("2.1"),
@@ -342,13 +431,96 @@ pub const MISTAKES: &[Mistake] = &[
         says: "renamed the host",
     },
     Mistake {
+        stage: StageId::of("2.1"),
+        what: "CLONE_NEWPID left out",
+        file: "main.rs",
+        function: "namespaces",
+        from: "\n        | CloneFlags::CLONE_NEWPID",
+        to: "",
+        says: "CLONE_NEWPID",
+    },
+    Mistake {
+        stage: StageId::of("2.1"),
+        what: "CLONE_NEWNS left out",
+        file: "main.rs",
+        function: "namespaces",
+        from: "\n        | CloneFlags::CLONE_NEWNS",
+        to: "",
+        says: "CLONE_NEWNS",
+    },
+    Mistake {
+        stage: StageId::of("2.1"),
+        what: "CLONE_NEWIPC left out",
+        file: "main.rs",
+        function: "namespaces",
+        from: "\n        | CloneFlags::CLONE_NEWIPC",
+        to: "",
+        says: "CLONE_NEWIPC",
+    },
+    Mistake {
+        stage: StageId::of("2.1"),
+        what: "CLONE_NEWNET left out",
+        file: "main.rs",
+        function: "namespaces",
+        from: "\n        | CloneFlags::CLONE_NEWNET",
+        to: "",
+        says: "CLONE_NEWNET",
+    },
+    // The runtime's side again (no piece): 2.1's check, the first of step 2, catches it.
+    Mistake {
+        stage: StageId::of("2.1"),
+        what: "the runtime never waits for its container, and returns 0 at once",
+        file: "main.rs",
+        function: "parent",
+        from: NO_WAIT_FROM,
+        to: NO_WAIT_TO,
+        says: "did not wait",
+    },
+    Mistake {
         stage: StageId::of("2.2"),
         what: "the mounts left shared",
         file: "main.rs",
         function: "make_mounts_private",
         from: "MsFlags::MS_REC | MsFlags::MS_PRIVATE",
         to: "MsFlags::MS_REC | MsFlags::MS_SHARED",
-        says: "private",
+        says: "not made private",
+    },
+    Mistake {
+        stage: StageId::of("2.2"),
+        what: "MS_PRIVATE without MS_REC: / private, the mounts beneath it shared",
+        file: "main.rs",
+        function: "make_mounts_private",
+        from: "MsFlags::MS_REC | MsFlags::MS_PRIVATE",
+        to: "MsFlags::MS_PRIVATE",
+        says: "not the mounts beneath it",
+    },
+    Mistake {
+        stage: StageId::of("2.2"),
+        what: "MS_REC without MS_PRIVATE: no change of propagation, a mount refused",
+        file: "main.rs",
+        function: "make_mounts_private",
+        from: "MsFlags::MS_REC | MsFlags::MS_PRIVATE",
+        to: "MsFlags::MS_REC",
+        says: "a change of propagation only",
+    },
+    Mistake {
+        stage: StageId::of("2.2"),
+        what: "the mounts never made private",
+        file: "main.rs",
+        function: "make_mounts_private",
+        from: "narrate!(mount(None::<&str>, \"/\", None::<&str>, flags, None::<&str>))\n        \
+               .wrap_err(\"cannot make the container's mounts private\")",
+        to: "Ok(drop(flags))",
+        says: "not made private",
+    },
+    Mistake {
+        stage: StageId::of("2.2"),
+        what: "the mounts made private on the runtime's side of clone, the host's",
+        file: "main.rs",
+        function: "start_child",
+        from: "    only_one_thread()?;",
+        to: "    make_mounts_private()?;\n    only_one_thread()?;",
+        says: "host's side of clone",
     },
     Mistake {
         stage: StageId::of("2.3"),
@@ -360,6 +532,33 @@ pub const MISTAKES: &[Mistake] = &[
         says: "IFF_UP",
     },
     Mistake {
+        stage: StageId::of("2.3"),
+        what: "lo's flags read (SIOCGIFFLAGS), not set",
+        file: "main.rs",
+        function: "bring_up_loopback",
+        from: "libc::SIOCSIFFLAGS as libc::Ioctl",
+        to: "libc::SIOCGIFFLAGS as libc::Ioctl",
+        says: "SIOCSIFFLAGS",
+    },
+    Mistake {
+        stage: StageId::of("2.3"),
+        what: "the hostname set to the default, whatever --hostname says",
+        file: "main.rs",
+        function: "set_hostname",
+        from: "sethostname(&container.hostname)",
+        to: "sethostname(\"container\")",
+        says: "not the one --hostname gives",
+    },
+    Mistake {
+        stage: StageId::of("2.3"),
+        what: "the hostname never set",
+        file: "main.rs",
+        function: "set_hostname",
+        from: "narrate!(sethostname(&container.hostname))",
+        to: "Ok::<(), Errno>(())",
+        says: "still the host's",
+    },
+    Mistake {
         stage: StageId::of("2.4"),
         what: "setgroups not denied first",
         file: "rootless.rs",
@@ -367,6 +566,33 @@ pub const MISTAKES: &[Mistake] = &[
         from: "(\"setgroups\", \"deny\".to_string()),",
         to: "",
         says: "setgroups",
+    },
+    Mistake {
+        stage: StageId::of("2.4"),
+        what: "gid_map left out",
+        file: "rootless.rs",
+        function: "write_id_maps",
+        from: "(\"gid_map\", format!(\"0 {} 1\", Gid::effective())),",
+        to: "",
+        says: "gid_map is not written",
+    },
+    Mistake {
+        stage: StageId::of("2.4"),
+        what: "uid_map's fields swapped: \"UID 0 1\"",
+        file: "rootless.rs",
+        function: "write_id_maps",
+        from: "(\"uid_map\", format!(\"0 {} 1\", Uid::effective())),",
+        to: "(\"uid_map\", format!(\"{} 0 1\", Uid::effective())),",
+        says: "the ID inside, the ID outside",
+    },
+    Mistake {
+        stage: StageId::of("2.4"),
+        what: "as root, --userns-remap maps one user ID, not 65536",
+        file: "rootless.rs",
+        function: "write_id_maps",
+        from: "(\"uid_map\", format!(\"0 {first} {REMAP_COUNT}\")),",
+        to: "(\"uid_map\", format!(\"0 {first} 1\")),",
+        says: "not one",
     },
     Mistake {
         stage: StageId::of("3.1"),
@@ -378,6 +604,44 @@ pub const MISTAKES: &[Mistake] = &[
         says: "bin/sh",
     },
     Mistake {
+        stage: StageId::of("3.1"),
+        what: "bin/sh checked with exists(), which follows an absolute link on the host",
+        file: "main.rs",
+        function: "check_rootfs",
+        from: "rootfs.join(\"bin/sh\").symlink_metadata().is_err()",
+        to: "!rootfs.join(\"bin/sh\").exists()",
+        says: "absolute link",
+    },
+    Mistake {
+        stage: StageId::of("3.1"),
+        what: "the problem printed, not returned: the run goes on",
+        file: "main.rs",
+        function: "check_rootfs",
+        from: "Err(eyre!(\"no root filesystem at {rootfs:?}: {problem}\"))\n        \
+               .suggestion(\"run `just rootfs` to build one with busybox, or pass --rootfs DIR\")",
+        to: "eprintln!(\"no root filesystem at {rootfs:?}: {problem}\");\n    Ok(())",
+        says: "returning its error",
+    },
+    Mistake {
+        stage: StageId::of("3.1"),
+        what: "the refusal does not name the --rootfs",
+        file: "main.rs",
+        function: "check_rootfs",
+        from: "eyre!(\"no root filesystem at {rootfs:?}: {problem}\")",
+        to: "eyre!(\"no root filesystem: {problem}\")",
+        says: "must name the --rootfs",
+    },
+    // The runtime's side (no piece): 3.1's check, the first of step 3, catches it.
+    Mistake {
+        stage: StageId::of("3.1"),
+        what: "the runtime never waits for its container, and returns 0 at once",
+        file: "main.rs",
+        function: "parent",
+        from: NO_WAIT_FROM,
+        to: NO_WAIT_TO,
+        says: "did not wait",
+    },
+    Mistake {
         stage: StageId::of("3.2"),
         what: "the bind mount left out",
         file: "main.rs",
@@ -385,6 +649,33 @@ pub const MISTAKES: &[Mistake] = &[
         from: "narrate!(mount(Some(rootfs.as_path()), rootfs, None::<&str>, flags, None::<&str>))",
         to: "Ok::<(), Errno>(())",
         says: "bind-mount",
+    },
+    Mistake {
+        stage: StageId::of("3.2"),
+        what: "MS_BIND left out of the bind mount's flags",
+        file: "main.rs",
+        function: "enter_rootfs",
+        from: "MsFlags::MS_BIND | MsFlags::MS_REC",
+        to: "MsFlags::MS_REC",
+        says: "MS_BIND | MS_REC",
+    },
+    Mistake {
+        stage: StageId::of("3.2"),
+        what: "no chdir(\"/\") after pivot_root",
+        file: "main.rs",
+        function: "enter_rootfs",
+        from: "narrate!(chdir(\"/\")).wrap_err(\"cannot chdir to the new root\")",
+        to: "Ok(())",
+        says: "chdir(\"/\")",
+    },
+    Mistake {
+        stage: StageId::of("3.2"),
+        what: "the old root put on the new one: pivot_root(rootfs, rootfs)",
+        file: "main.rs",
+        function: "enter_rootfs",
+        from: "narrate!(pivot_root(rootfs, &old_root))",
+        to: "narrate!(pivot_root(rootfs, rootfs))",
+        says: "put_old",
     },
     Mistake {
         stage: StageId::of("4.1"),
@@ -468,6 +759,33 @@ pub const MISTAKES: &[Mistake] = &[
         says: "pids.max",
     },
     Mistake {
+        stage: StageId::of("5.1"),
+        what: "the memory limit never written",
+        file: "cgroup.rs",
+        function: "limit_files",
+        from: "if let (Some(bytes), true) = (limits.memory, tree.holds(\"memory\")) {",
+        to: "if let (Some(bytes), true) = (limits.memory, false && tree.holds(\"memory\")) {",
+        says: "the memory limit is not written",
+    },
+    Mistake {
+        stage: StageId::of("5.1"),
+        what: "the CPU period in milliseconds, not microseconds",
+        file: "cgroup.rs",
+        function: "limit_files",
+        from: "let period = 100_000;",
+        to: "let period = 100;",
+        says: "microseconds",
+    },
+    Mistake {
+        stage: StageId::of("5.1"),
+        what: "on v1, a cgroup made in the first tree only",
+        file: "cgroup.rs",
+        function: "create_from",
+        from: "for tree in &trees {",
+        to: "for tree in trees.iter().take(1) {",
+        says: "in each tree",
+    },
+    Mistake {
         stage: StageId::of("5.2"),
         what: "the child never joins the cgroup",
         file: "cgroup.rs",
@@ -477,6 +795,33 @@ pub const MISTAKES: &[Mistake] = &[
         says: "join",
     },
     Mistake {
+        stage: StageId::of("5.2"),
+        what: "on v1, only the first cgroup directory joined",
+        file: "cgroup.rs",
+        function: "join",
+        from: "for dir in dirs {",
+        to: "for dir in dirs.iter().take(1) {",
+        says: "every directory",
+    },
+    Mistake {
+        stage: StageId::of("5.2"),
+        what: "only the memory controller's directory joined",
+        file: "cgroup.rs",
+        function: "join",
+        from: "for dir in dirs {",
+        to: "for dir in dirs.iter().filter(|dir| dir.to_string_lossy().contains(\"memory\")) {",
+        says: "every directory",
+    },
+    Mistake {
+        stage: StageId::of("5.2"),
+        what: "\"0\" written to the directory, not its cgroup.procs",
+        file: "cgroup.rs",
+        function: "join",
+        from: "write(&dir.join(\"cgroup.procs\"), \"0\")",
+        to: "write(dir, \"0\")",
+        says: "cgroup.procs",
+    },
+    Mistake {
         stage: StageId::of("5.3"),
         what: "the cgroup never removed",
         file: "cgroup.rs",
@@ -484,5 +829,44 @@ pub const MISTAKES: &[Mistake] = &[
         from: "if let Err(e) = robustness::rmdir(&dir) {",
         to: "if let Err(e) = Ok::<(), color_eyre::Report>(()) {",
         says: "left the cgroup",
+    },
+    Mistake {
+        stage: StageId::of("5.3"),
+        what: "on v1, only the first cgroup directory removed",
+        file: "cgroup.rs",
+        function: "remove",
+        from: "for dir in std::mem::take(&mut self.dirs) {",
+        to: "for dir in std::mem::take(&mut self.dirs).into_iter().take(1) {",
+        says: "left the cgroup",
+    },
+    Mistake {
+        stage: StageId::of("5.3"),
+        what: "no OOM report",
+        file: "cgroup.rs",
+        function: "oom_report",
+        from: "let (dir, limit) = self.memory.as_ref()?;",
+        to: "let (dir, limit) = self.memory.as_ref().filter(|_| false)?;",
+        says: "oom_kill",
+    },
+    Mistake {
+        stage: StageId::of("5.3"),
+        what: "an OOM report whether or not the OOM killer killed",
+        file: "cgroup.rs",
+        function: "oom_report",
+        from: "let victims = robustness::victims(&events)?;",
+        to: "let victims = robustness::victims(&events).unwrap_or_default();",
+        says: "did not happen",
+    },
+    // The runtime's side (no piece), two calls swapped: the counters go with the cgroup.
+    Mistake {
+        stage: StageId::of("5.3"),
+        what: "the cgroup removed before the report is read",
+        file: "main.rs",
+        function: "parent",
+        from: "    if let Some(report) = cgroup.oom_report() {\n        \
+               eprintln!(\"{report}\");\n    }\n    cgroup.remove()?;",
+        to: "    cgroup.remove()?;\n    if let Some(report) = cgroup.oom_report() {\n        \
+             eprintln!(\"{report}\");\n    }",
+        says: "before the cgroup is removed",
     },
 ];
