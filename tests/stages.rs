@@ -240,7 +240,26 @@ mkdir "$scratch/upper" "$scratch/work"
 layers="lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work"
 mount -t overlay overlay -o "$layers" "$project"
 chmod 755 "$project"
-chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs""#;
+chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs"
+# A checkout in a private directory (a home of mode 700 or 750): here, the highest of its
+# parents that nobody may not enter is a tmpfs with the path down to the checkout in it, so
+# that everything the run uses under the checkout (safety-net.sh, the programs, the rootfs)
+# is nobody's to reach, and the real parents stay as they are.
+top= dir=$project
+while [ "$dir" != / ]; do
+    dir=$(dirname "$dir")
+    setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$dir" || top=$dir
+done
+if [ -n "$top" ]; then
+    # Held by the working directory: the tmpfs may hide the scratch directory too.
+    mkdir "$scratch/checkout"
+    mount --rbind "$project" "$scratch/checkout"
+    cd "$scratch/checkout"
+    mount -t tmpfs -o mode=755 tmpfs "$top"
+    mkdir -p "$project"
+    mount --rbind . "$project"
+fi
+cd "$project""#;
 
 /// In the environment of this test's own copy that runs as the learner: the checks to run, a
 /// line `STAGE PROGRAM` each.
