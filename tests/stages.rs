@@ -194,12 +194,7 @@ fn filling_every_todo_with_the_references_code_gives_the_reference() {
 #[test]
 fn a_learner_goes_from_exercise_to_green() {
     common::require_rootfs();
-    let seat = common::scratch_dir("learner");
-    let _ = std::fs::remove_dir_all(&seat);
-    let target = Path::new(common::PROJECT).join("target/workshop");
-    let learner = workshop::learner::Learner { yours: seat.join("steps/yours"), target };
-    let mut out = Vec::new();
-    assert!(learner.exercise(3, false, &mut out));
+    let (learner, seat) = seat_with_exercise("learner", 3);
 
     let host = HostState::now();
     let mut first = Vec::new();
@@ -226,6 +221,46 @@ fn a_learner_goes_from_exercise_to_green() {
     assert!(learner.exercise(3, false, &mut again));
     assert_eq!(workshop::read(&dir), written, "just exercise 3 again changed the learner's work");
     assert!(String::from_utf8(again).unwrap().contains("already"));
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
+/// A learner's seat in a scratch directory `name`, with `just exercise STEP` done: their
+/// steps build into the tests' own target/workshop. Remove the seat when done.
+fn seat_with_exercise(name: &str, step: u8) -> (workshop::learner::Learner, PathBuf) {
+    let seat = common::scratch_dir(name);
+    let _ = std::fs::remove_dir_all(&seat);
+    let target = Path::new(common::PROJECT).join("target/workshop");
+    let learner = workshop::learner::Learner { yours: seat.join("steps/yours"), target };
+    assert!(learner.exercise(step, false, &mut Vec::new()));
+    (learner, seat)
+}
+
+/// `just check STEP` on `learner`'s seat, which must fail: what it printed. The host must be
+/// as it was.
+fn check_fails(learner: &workshop::learner::Learner, step: u8) -> String {
+    let host = HostState::now();
+    let mut out = Vec::new();
+    let green = learner.check(Some(&step.to_string()), &mut out);
+    host.assert_unchanged(&format!("the learner's step {step}"));
+    let out = String::from_utf8(out).unwrap();
+    assert!(!green, "step {step} passes:\n{out}");
+    out
+}
+
+/// A mistake fails the stage whose piece holds it: a learner's step 1, all written, with a
+/// wrong `child` (stage 1.2: it waits for the command instead of becoming it, so that a
+/// status never comes back) passes 1.1, which is judged with the reference's `child`, and
+/// fails 1.2. Without the lending of earlier and later pieces, 1.1 failed it.
+#[test]
+fn a_mistake_fails_the_stage_whose_piece_holds_it() {
+    let (learner, seat) = seat_with_exercise("attribution", 1);
+    let mistake = MISTAKES.iter().find(|m| m.stage == StageId::of("1.2")).unwrap();
+    workshop::write(&learner.yours.join("step1"), &workshop::with_mistake(mistake));
+    let out = check_fails(&learner, 1);
+    let passed = "✔ 1.1 start a child that runs you again as `child` (1.2 lent from the \
+                  reference for this check)\n✘ 1.2 become the command\n";
+    assert!(out.starts_with(passed), "{out}");
+    assert!(out.ends_with("step 1: 1 of 2 stages pass\n"), "{out}");
     std::fs::remove_dir_all(&seat).unwrap();
 }
 

@@ -149,8 +149,9 @@ impl Learner {
         true
     }
 
-    /// Build the learner's steps and, for each stage whose later stages are still `todo!()`,
-    /// the same code with those lent from the reference: the program to check each stage with.
+    /// Build the learner's steps and, for each stage, the same code with every other stage's
+    /// pieces lent from the reference (where the learner's are not already the same): the
+    /// program to check each stage with, so that each stage judges the learner's own pieces.
     fn build(&self, steps: &[u8]) -> Result<Vec<StepPlan>, String> {
         self.write_manifest();
         ws::build(&self.yours, &self.target)
@@ -163,30 +164,21 @@ impl Learner {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
-                match ws::lend_later_pieces(&files, stage.id) {
-                    Some(lent) => {
-                        let name = format!("step{step}-lent-{}", stage.id.dashed());
-                        ws::write(&lent_dir.join(&name), &lent);
-                        bins.push((name.clone(), name.clone()));
-                        let mut later: Vec<StageId> = PIECES
-                            .iter()
-                            .filter(|piece| piece.stage.step == step && piece.stage > stage.id)
-                            .map(|piece| piece.stage)
-                            .collect();
-                        later.dedup();
-                        let later: Vec<String> = later.iter().map(StageId::to_string).collect();
-                        let note = format!(
-                            "{} still todo!(): lent from the reference for this check",
-                            later.join(", ")
-                        );
-                        let program = ws::bin(&self.target, &name);
-                        stages.push(StagePlan { stage, program, lent: Some(note) });
-                    }
-                    None => {
-                        let program = ws::bin(&self.target, &format!("step{step}"));
-                        stages.push(StagePlan { stage, program, lent: None });
-                    }
+                let lent = ws::lend_other_pieces(&files, stage.id);
+                if lent.stages.is_empty() {
+                    let program = ws::bin(&self.target, &format!("step{step}"));
+                    stages.push(StagePlan { stage, program, lent: None });
+                    continue;
                 }
+                let name = format!("step{step}-lent-{}", stage.id.dashed());
+                ws::write(&lent_dir.join(&name), &lent.files);
+                bins.push((name.clone(), name.clone()));
+                let note = format!(
+                    "{} lent from the reference for this check",
+                    ws::stage_list(&lent.stages)
+                );
+                let program = ws::bin(&self.target, &name);
+                stages.push(StagePlan { stage, program, lent: Some(note) });
             }
             plan.push(StepPlan { step, stages });
         }
@@ -194,7 +186,7 @@ impl Learner {
             fs::write(lent_dir.join("Cargo.toml"), ws::manifest("yours-lent", &bins, false))
                 .unwrap();
             ws::build(&lent_dir, &self.target).map_err(|error| {
-                format!("cannot build your code with the later pieces lent:\n{error}")
+                format!("cannot build your code with the other stages' pieces lent:\n{error}")
             })?;
         }
         Ok(plan)
@@ -254,6 +246,42 @@ impl Learner {
             let _ = writeln!(out, "step {step}: {passed} of {} {noun}{root}", stages.len());
         }
         all_pass
+    }
+
+    /// For `just yours STEP`: build the learner's step, with the reference's code for each
+    /// piece still `todo!()`, so that a step runs by hand before all its stages are written
+    /// (each part's Check your work, on one's own code), and say which stages are lent. The
+    /// program to run; None, with why, when it does not build.
+    pub fn yours(&self, step: u8, out: &mut dyn Write) -> Option<PathBuf> {
+        let lent = ws::lend_todo_pieces(&ws::read(&self.yours.join(format!("step{step}"))), step);
+        if lent.stages.is_empty() {
+            self.write_manifest();
+            let built = ws::build(&self.yours, &self.target);
+            return self.built(built, out).then(|| ws::bin(&self.target, &format!("step{step}")));
+        }
+        let _ = writeln!(
+            out,
+            "just yours {step}: {} still todo!() in your step: the reference's code stands in \
+             for {} in this run",
+            ws::stage_list(&lent.stages),
+            if lent.stages.len() == 1 { "it" } else { "them" }
+        );
+        let dir = self.target.join("run");
+        let _ = fs::remove_dir_all(&dir);
+        let name = format!("step{step}-lent");
+        ws::write(&dir.join(&name), &lent.files);
+        let bins = [(name.clone(), name.clone())];
+        fs::write(dir.join("Cargo.toml"), ws::manifest("yours-run", &bins, true)).unwrap();
+        let built = ws::build(&dir, &self.target);
+        self.built(built, out).then(|| ws::bin(&self.target, &name))
+    }
+
+    /// Whether `built`, and if not, cargo's errors, said.
+    fn built(&self, built: Result<(), String>, out: &mut dyn Write) -> bool {
+        if let Err(error) = &built {
+            let _ = writeln!(out, "your code does not build:\n{error}");
+        }
+        built.is_ok()
     }
 
     /// For `just prepare`: build the crates that the steps use into the learner's target,

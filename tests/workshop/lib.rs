@@ -99,6 +99,60 @@ pub fn lend_later_pieces(files: &Files, after: StageId) -> Option<Files> {
     any.then_some(lent)
 }
 
+/// A learner's step with pieces of the reference's in it, for one check or one run.
+pub struct Lent {
+    pub files: Files,
+    /// The stages whose pieces are the reference's here, and were not already: the learner's
+    /// were still `todo!()`, or are written otherwise.
+    pub stages: Vec<StageId>,
+}
+
+/// `files`, a learner's step `stage.step`, with every piece of every other stage of the step
+/// the reference's: what `just check` runs to judge `stage`, so that a mistake fails the stage
+/// whose piece holds it, not the first stage that happens to run it.
+pub fn lend_other_pieces(files: &Files, stage: StageId) -> Lent {
+    lend_pieces(files, stage.step, |piece, _| piece.stage != stage)
+}
+
+/// `files`, a learner's step `step`, with each piece still `todo!()` the reference's: what
+/// `just yours` runs, so that a step can run before all its stages are written.
+pub fn lend_todo_pieces(files: &Files, step: u8) -> Lent {
+    lend_pieces(files, step, |piece, text| still_todo(text, piece))
+}
+
+/// `files` with the reference's body for each piece of step `step` that `wanted`, given the
+/// piece and the learner's text of its file, and that differs from the reference's.
+pub fn lend_pieces(
+    files: &Files,
+    step: u8,
+    wanted: impl Fn(&exercises::Piece, &str) -> bool,
+) -> Lent {
+    let reference = reference(step);
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let mut lent = Lent { files: files.clone(), stages: Vec::new() };
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
+        let Some(text) = lent.files.get(piece.file) else { continue };
+        let Some(ours) = source::body(text, piece.function) else { continue };
+        let theirs = &reference[piece.file];
+        let body = &theirs[source::body(theirs, piece.function).unwrap()];
+        if !wanted(piece, text) || squeeze(&text[ours]) == squeeze(body) {
+            continue;
+        }
+        let text = source::replace_body(text, piece.function, body).unwrap();
+        lent.files.insert(piece.file.to_string(), text);
+        if !lent.stages.contains(&piece.stage) {
+            lent.stages.push(piece.stage);
+        }
+    }
+    lent.stages.sort();
+    lent
+}
+
+/// `4.1, 4.3, 4.4`: the stages a note names.
+pub fn stage_list(stages: &[StageId]) -> String {
+    stages.iter().map(StageId::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// The reference step, with `mistake` made in it.
 pub fn with_mistake(mistake: &Mistake) -> Files {
     let mut files = reference(mistake.stage.step);
