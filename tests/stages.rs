@@ -264,6 +264,32 @@ fn a_mistake_fails_the_stage_whose_piece_holds_it() {
     std::fs::remove_dir_all(&seat).unwrap();
 }
 
+/// `just yours 4` with only stage 4.1 written runs the learner's step (as Part 1's Check
+/// your work needs): the reference's code stands in for the stages still `todo!()`, and one
+/// line says which.
+#[test]
+fn a_step_runs_by_hand_with_its_todo_stages_lent() {
+    common::require_rootfs();
+    let (learner, seat) = seat_with_exercise("by-hand", 4);
+    let dir = learner.yours.join("step4");
+    let first = StageId::of("4.1");
+    let written = workshop::lend_pieces(&workshop::read(&dir), 4, |piece, _| piece.stage == first);
+    workshop::write(&dir, &written.files);
+    let host = HostState::now();
+    let mut said = Vec::new();
+    let program = learner.yours(4, &mut said).expect("step 4, with 4.1 written, builds");
+    let args = ["run", "sh", "-c", "echo hi"];
+    let run = workshop::net::run(&program, &args, std::time::Duration::from_secs(10));
+    host.assert_unchanged("just yours 4");
+    let said = String::from_utf8(said).unwrap();
+    let lent = "just yours 4: 4.2, 4.3, 4.4, 4.5, 4.6, 4.7 still todo!() in your step: the \
+                reference's code stands in for them in this run\n";
+    assert_eq!(said, lent);
+    assert_eq!((run.output.as_str(), run.status, run.harm.len()), ("hi\n", 0, 0));
+    assert_eq!(program.file_name().unwrap(), "step4", "pgrep -x step4 would not find it");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
 /// `as_nobody_after` script: the project, at `$2`, as `nobody` would have it as their own
 /// checkout (its directory theirs to enter, rootfs/ theirs, as `just rootfs` unpacks it for a
 /// learner without root), through an overlay on a tmpfs at `$1` that leaves the real one as
