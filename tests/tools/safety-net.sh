@@ -93,7 +93,9 @@ lo_before=$(lo)
 mounts_before=$(grep -v ' - proc ' /proc/self/mountinfo | cut -d' ' -f5 | sort)
 
 SECONDS=0
-timeout --foreground --kill-after=2 "$seconds" "$@"
+# This shell's own stderr is /dev/null meanwhile, the program's the terminal's: a program that
+# a signal kills then shows no "Killed" line of bash's, naming this script, in its output.
+{ timeout --foreground --kill-after=2 "$seconds" "$@" 2>&4 4>&-; } 4>&2 2>/dev/null
 status=$?
 # timeout says 124 when SIGTERM ended the program, 137 when it had to SIGKILL it.
 if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then

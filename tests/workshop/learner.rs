@@ -25,14 +25,15 @@ pub enum Verdict {
 }
 
 /// Check `stage` on `program` and say how it went: ✔, ✘ with the failure, or, without root,
-/// that it needs root. `lent` says why the program is not all the learner's own, if it is not.
+/// that it needs root. `lent` says why the program is not all the learner's own, if it is not,
+/// and what of it is lent.
 pub fn check_stage(
     stage: &checks::Stage,
     program: &Path,
-    lent: Option<&str>,
+    lent: Option<(&str, &ws::Lent)>,
     out: &mut dyn Write,
 ) -> Verdict {
-    let mut notes: Vec<String> = lent.map(str::to_string).into_iter().collect();
+    let mut notes: Vec<String> = lent.map(|(note, _)| note.to_string()).into_iter().collect();
     match (checks::rootless(), &stage.without_root) {
         (true, WithoutRoot::None(why)) => {
             let _ = writeln!(out, "- {} {}: needs root, for {why}", stage.id, stage.name);
@@ -52,7 +53,8 @@ pub fn check_stage(
         }
         Err(failure) => {
             let _ = writeln!(out, "✘ {} {}", stage.id, stage.name);
-            report(&failure, stage.read, out);
+            let saw = in_learners_files(&failure.saw, lent.map(|(_, lent)| lent));
+            report(&Failure { saw, ..failure }, stage.read, out);
             Verdict::Failed
         }
     }
@@ -73,7 +75,7 @@ struct StepPlan {
 struct StagePlan {
     stage: &'static checks::Stage,
     program: PathBuf,
-    lent: Option<String>,
+    lent: Option<(String, ws::Lent)>,
 }
 
 impl Learner {
@@ -178,7 +180,7 @@ impl Learner {
                     ws::stage_list(&lent.stages)
                 );
                 let program = ws::bin(&self.target, &name);
-                stages.push(StagePlan { stage, program, lent: Some(note) });
+                stages.push(StagePlan { stage, program, lent: Some((note, lent)) });
             }
             plan.push(StepPlan { step, stages });
         }
@@ -231,7 +233,8 @@ impl Learner {
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
             for StagePlan { stage, program, lent } in &stages {
-                match check_stage(stage, program, lent.as_deref(), out) {
+                let lent = lent.as_ref().map(|(note, lent)| (note.as_str(), lent));
+                match check_stage(stage, program, lent, out) {
                     Verdict::Passed => passed += 1,
                     Verdict::NeedsRoot => need_root += 1,
                     Verdict::Failed => break,
@@ -269,8 +272,10 @@ impl Learner {
         let dir = self.target.join("run");
         let _ = fs::remove_dir_all(&dir);
         let name = format!("step{step}-lent");
-        ws::write(&dir.join(&name), &lent.files);
-        let bins = [(name.clone(), name.clone())];
+        // At the learner's own path in the package: a panic's Location names their file.
+        let sources = format!("steps/yours/step{step}");
+        ws::write(&dir.join(&sources), &lent.files);
+        let bins = [(name.clone(), sources)];
         fs::write(dir.join("Cargo.toml"), ws::manifest("yours-run", &bins, true)).unwrap();
         let built = ws::build(&dir, &self.target);
         if !self.built(built, out) {
@@ -313,6 +318,30 @@ impl Learner {
             }
         }
     }
+}
+
+/// `text`, a program's output, with each place in a step's source, as cargo names it from
+/// the package's directory (`step4/init.rs:151`, or `step4-lent-4-1/init.rs:160` in a copy
+/// with pieces lent), said as the learner's file and line: `steps/yours/step4/init.rs:151`,
+/// where they edit it. A line of a body lent is said to be the reference's.
+pub fn in_learners_files(text: &str, lent: Option<&ws::Lent>) -> String {
+    static PLACE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let place = PLACE.get_or_init(|| {
+        regex::Regex::new(r"(^|[\s(])(step\d)(-lent[-\d]*)?/([\w/]+\.rs):(\d+)").unwrap()
+    });
+    let said = place.replace_all(text, |found: &regex::Captures| {
+        let (before, step, file) = (&found[1], &found[2], &found[4]);
+        let line: usize = found[5].parse().unwrap_or(0);
+        let line = match (found.get(3), lent) {
+            (Some(_), Some(lent)) => lent.learner_line(file, line),
+            _ => Some(line),
+        };
+        match line {
+            Some(line) => format!("{before}steps/yours/{step}/{file}:{line}"),
+            None => format!("{before}the reference's {file}, lent for this check"),
+        }
+    });
+    said.into_owned()
 }
 
 fn report(failure: &Failure, read: &str, out: &mut dyn Write) {

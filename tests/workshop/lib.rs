@@ -105,6 +105,42 @@ pub struct Lent {
     /// The stages whose pieces are the reference's here, and were not already: the learner's
     /// were still `todo!()`, or are written otherwise.
     pub stages: Vec<StageId>,
+    /// The bodies lent, where they are in `files`: to say a line of these files as the line
+    /// of the learner's.
+    bodies: Vec<LentBody>,
+}
+
+/// A body lent: in `file`, lines `first..=last` of the lent text, which were `lines` lines in
+/// the learner's.
+struct LentBody {
+    file: String,
+    first: usize,
+    last: usize,
+    lines: usize,
+}
+
+impl Lent {
+    /// Line `line` of the lent `file` is this line of the learner's; None when it is in a body
+    /// lent, the reference's code.
+    pub fn learner_line(&self, file: &str, line: usize) -> Option<usize> {
+        let mut shift: isize = 0;
+        for body in self.bodies.iter().filter(|body| body.file == file) {
+            if (body.first..=body.last).contains(&line) {
+                return None;
+            }
+            if body.last < line {
+                shift += body.lines as isize - (body.last + 1 - body.first) as isize;
+            }
+        }
+        line.checked_add_signed(shift)
+    }
+}
+
+/// The lines `first..=last` of `fn function`'s body in `text`, counted from 1.
+fn body_lines(text: &str, function: &str) -> (usize, usize) {
+    let range = source::body(text, function).unwrap();
+    let first = 1 + text[..range.start].matches('\n').count();
+    (first, first + text[range].matches('\n').count())
 }
 
 /// `files`, a learner's step `stage.step`, with every piece of every other stage of the step
@@ -129,7 +165,8 @@ pub fn lend_pieces(
 ) -> Lent {
     let reference = reference(step);
     let squeeze = |text: &str| text.split_whitespace().collect::<String>();
-    let mut lent = Lent { files: files.clone(), stages: Vec::new() };
+    let mut lent = Lent { files: files.clone(), stages: Vec::new(), bodies: Vec::new() };
+    let mut pieces = Vec::new();
     for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
         let Some(text) = lent.files.get(piece.file) else { continue };
         let Some(ours) = source::body(text, piece.function) else { continue };
@@ -140,11 +177,18 @@ pub fn lend_pieces(
         }
         let text = source::replace_body(text, piece.function, body).unwrap();
         lent.files.insert(piece.file.to_string(), text);
+        pieces.push(piece);
         if !lent.stages.contains(&piece.stage) {
             lent.stages.push(piece.stage);
         }
     }
     lent.stages.sort();
+    for piece in pieces {
+        let (first, last) = body_lines(&lent.files[piece.file], piece.function);
+        let (theirs_first, theirs_last) = body_lines(&files[piece.file], piece.function);
+        let (file, lines) = (piece.file.to_string(), theirs_last + 1 - theirs_first);
+        lent.bodies.push(LentBody { file, first, last, lines });
+    }
     lent
 }
 

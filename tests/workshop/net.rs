@@ -41,7 +41,35 @@ pub fn run(program: &Path, args: &[&str], limit: Duration) -> Outcome {
             harm.push(what.to_string());
         }
     }
-    Outcome { status, output, harm }
+    Outcome { status, output: one_line_for_an_abort(&output), harm }
+}
+
+/// What a panic prints first, with the program's own hook (color-eyre's).
+const PANICKED: &str = "The application panicked (crashed).\n";
+
+/// What Rust prints when a panic reaches a function that cannot unwind, such as clone(2)'s
+/// callback: a second report, of its own, then it aborts the process.
+const CANNOT_UNWIND: &str = "Message:  panic in a function that cannot unwind";
+
+/// `output` with a panic inside clone(2)'s callback said in one line, where the learner's code
+/// panicked and with what message (a `todo!()`'s, say, which says what to write): Rust's
+/// second report, of a function that cannot unwind, says nothing of theirs.
+pub fn one_line_for_an_abort(output: &str) -> String {
+    let Some(abort) = output.find(CANNOT_UNWIND) else { return output.to_string() };
+    let Some(first) = output.find(PANICKED) else { return output.to_string() };
+    let field = |name: &str| {
+        output[first..abort].lines().find_map(|line| line.strip_prefix(name)).map(str::trim)
+    };
+    let (Some(message), Some(location)) = (field("Message:"), field("Location:")) else {
+        return output.to_string();
+    };
+    let last = "thread caused non-unwinding panic. aborting.\n";
+    let end = output[abort..].find(last).map_or(output.len(), |at| abort + at + last.len());
+    format!(
+        "{}{location}: {message} [in the child that clone(2) started, where a panic aborts]\n{}",
+        &output[..first],
+        &output[end..]
+    )
 }
 
 /// Run `program ARGS…` from the project's directory as the caller, outside the net, for at
@@ -51,7 +79,7 @@ pub fn run_as_caller(program: &Path, args: &[&str], limit: Duration) -> Outcome 
     let mut command = common::as_a_learner(Command::new("timeout"));
     command.args(["--kill-after=2", &seconds(limit)]).arg(program).args(args);
     let run = common::transcript_of(command, "your step");
-    Outcome { status: run.status, output: run.output, harm: Vec::new() }
+    Outcome { status: run.status, output: one_line_for_an_abort(&run.output), harm: Vec::new() }
 }
 
 fn seconds(limit: Duration) -> String {
