@@ -279,7 +279,7 @@ fn a_step_runs_by_hand_with_its_todo_stages_lent() {
     let mut said = Vec::new();
     let program = learner.yours(4, &mut said).expect("step 4, with 4.1 written, builds");
     let args = ["run", "sh", "-c", "echo hi"];
-    let run = workshop::net::run(&program, &args, std::time::Duration::from_secs(10));
+    let run = workshop::net::run(&program, &args, LIMIT);
     host.assert_unchanged("just yours 4");
     let said = String::from_utf8(said).unwrap();
     let lent = "just yours 4: 4.2, 4.3, 4.4, 4.5, 4.6, 4.7 still todo!() in your step: the \
@@ -289,6 +289,31 @@ fn a_step_runs_by_hand_with_its_todo_stages_lent() {
     assert_eq!(program.file_name().unwrap(), "step4", "pgrep -x step4 would not find it");
     std::fs::remove_dir_all(&seat).unwrap();
 }
+
+/// Step 1 runs on the host, as chapter 1 shows it: its namespaces are the host's (the chapter
+/// compares `ls -l /proc/self/ns`), and its `$$` a host PID, not a stand-in's. What it leaves
+/// running is still found, said, and killed.
+#[test]
+fn step_1_runs_outside_the_net_as_chapter_1_shows() {
+    let step1 = Path::new(reference(StageId::of("1.1")));
+    let host = HostState::now();
+    let namespaces = "readlink /proc/self/ns/mnt /proc/self/ns/pid /proc/self/ns/uts";
+    let run = workshop::net::run(step1, &["run", "sh", "-c", namespaces], LIMIT);
+    let left = workshop::net::run(step1, &["run", "sh", "-c", "sleep 30 & echo $!"], LIMIT);
+    host.assert_unchanged("step 1, outside the net");
+    let ours = ["mnt", "pid", "uts"].map(|ns| std::fs::read_link(format!("/proc/self/ns/{ns}")));
+    let ours: String =
+        ours.iter().map(|link| format!("{}\n", link.as_ref().unwrap().display())).collect();
+    assert_eq!((run.output, run.status), (ours, 0));
+    let sleep: u32 = left.output.trim().parse().expect("a PID");
+    assert_eq!(
+        left.harm,
+        [format!("your program left processes running: {sleep} sleep (killed now)")]
+    );
+}
+
+/// A time limit for a run by hand in a test.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `as_nobody_after` script: the project, at `$2`, as `nobody` would have it as their own
 /// checkout (its directory theirs to enter, rootfs/ theirs, as `just rootfs` unpacks it for a

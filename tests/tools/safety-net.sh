@@ -13,10 +13,36 @@
 # took for the host: renamed it, changed its mounts or its root, brought up its network, left
 # processes or cgroups. `just check` reads REPORT; `just yours` prints the harm lines.
 # PROGRAM's output goes where this script's goes, and its terminal is this script's.
+# With BYOC_NET=off (step 1, which makes no namespace), PROGRAM runs on the host, and only what
+# it leaves running is reported.
 set -u
 
 report="$1" seconds="$2"
 shift 2
+
+if [ "${BYOC_NET:-}" = off ]; then
+    # ------------------------------------------------- no net: step 1, on the host as it is
+    # Step 1 makes no namespace, and can do nothing that its caller could not: it runs here as
+    # `just step1` runs the reference, so that what it shows is what chapter 1 says (the
+    # host's namespaces, the host's PIDs). In a process group of its own, timeout's: what it
+    # leaves running is found there, said and killed.
+    : >"$report"
+    SECONDS=0
+    { timeout --kill-after=2 "$seconds" "$@" 2>&4 4>&- & } 4>&2 2>/dev/null
+    group=$!
+    wait "$group" 2>/dev/null
+    status=$?
+    if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then
+        echo "harm the run did not end within $seconds s (killed)" >>"$report"
+    fi
+    left=$(pgrep -g "$group" -l | tr '\n' ' ')
+    if [ -n "$left" ]; then
+        echo "harm your program left processes running: ${left% } (killed now)" >>"$report"
+        pkill -KILL -g "$group"
+    fi
+    echo "status $status" >>"$report"
+    exit "$status"
+fi
 
 if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     # ------------------------------------------------------------ outside: the host's side
