@@ -312,6 +312,32 @@ fn step_1_runs_outside_the_net_as_chapter_1_shows() {
     );
 }
 
+/// A learner's step made from an older skeleton (here, one whose 1.2 piece was `fn become`,
+/// and which had no 1.1) is recognised by its stamp: `just check` says what changed, and what
+/// to do, before it checks.
+#[test]
+fn a_step_made_from_an_older_skeleton_is_told_so() {
+    let (learner, seat) = seat_with_exercise("older-skeleton", 1);
+    let stamp = learner.yours.join("step1").join(workshop::STAMP);
+    let today = std::fs::read_to_string(&stamp).unwrap();
+    assert_eq!(today, workshop::stamp(1), "just exercise 1 wrote no stamp");
+    let older: String = today
+        .lines()
+        .filter(|line| !line.starts_with("1.1 "))
+        .map(|line| format!("{}\n", line.replace("fn child(", "fn become(")))
+        .collect();
+    std::fs::write(&stamp, older).unwrap();
+    let out = check_fails(&learner, 1);
+    let told = "note: your step 1 was made from an older skeleton: its pieces have changed since \
+                `just exercise 1`:\n    gone: 1.2 main.rs fn become(";
+    assert!(out.starts_with(told), "{out}");
+    for new in ["\n    new:  1.1 main.rs fn start_child(", "\n    new:  1.2 main.rs fn child("] {
+        assert!(out.contains(new), "{new:?} not said:\n{out}");
+    }
+    assert!(out.contains("just exercise 1; then copy each body you wrote"), "{out}");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
 /// A time limit for a run by hand in a test.
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -125,6 +125,7 @@ impl Learner {
             ws::skeleton(step)
         };
         ws::write(&dir, &files);
+        fs::write(dir.join(ws::STAMP), ws::stamp(step)).unwrap();
         self.write_manifest();
         let _ = writeln!(out, "Your step {step} is in {shown}/ (git ignores steps/yours/).");
         if from_previous {
@@ -221,6 +222,9 @@ impl Learner {
                 return false;
             }
         };
+        for &step in &steps {
+            self.say_if_made_from_another_skeleton(step, out);
+        }
         let rootless = checks::rootless();
         if rootless {
             let _ = writeln!(out, "{ROOTLESS}");
@@ -249,6 +253,44 @@ impl Learner {
             let _ = writeln!(out, "step {step}: {passed} of {} {noun}{root}", stages.len());
         }
         all_pass
+    }
+
+    /// When the learner's step `step` was made from a skeleton other than today's (the
+    /// workbook changed since `just exercise`: a piece renamed, added, or given other
+    /// arguments), say what changed and what to do: the reference's code would not be lent
+    /// for a piece it cannot find, and the checks would judge a step that is no longer the
+    /// one the book describes.
+    fn say_if_made_from_another_skeleton(&self, step: u8, out: &mut dyn Write) {
+        let stamp = self.yours.join(format!("step{step}")).join(ws::STAMP);
+        let Ok(theirs) = fs::read_to_string(&stamp) else {
+            let _ = writeln!(
+                out,
+                "note: steps/yours/step{step} has no {}: it was made before the skeletons \
+                 had a version, and may miss pieces that the checks and the book expect. To \
+                 be sure, start it over: mv steps/yours/step{step} steps/yours/step{step}.old; \
+                 just exercise {step}; then copy your code into the new step.",
+                ws::STAMP
+            );
+            return;
+        };
+        let changes = ws::stamp_changes(&theirs, &ws::stamp(step));
+        if changes.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "note: your step {step} was made from an older skeleton: its pieces have changed \
+             since `just exercise {step}`:"
+        );
+        for change in &changes {
+            let _ = writeln!(out, "    {change}");
+        }
+        let _ = writeln!(
+            out,
+            "  The checks look for today's pieces. Start it over and bring your code along: mv \
+             steps/yours/step{step} steps/yours/step{step}.old; just exercise {step}; then \
+             copy each body you wrote into the new step, and write the new pieces."
+        );
     }
 
     /// For `just yours STEP`: build the learner's step, with the reference's code for each

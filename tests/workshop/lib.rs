@@ -197,6 +197,41 @@ pub fn stage_list(stages: &[StageId]) -> String {
     stages.iter().map(StageId::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// The file in a learner's step that says which skeleton it was made from (`just exercise`
+/// writes it): its pieces, one line each, `N.K FILE fn NAME(ARGS) -> RESULT`.
+pub const STAMP: &str = "skeleton-version";
+
+/// Step `step`'s skeleton version: a line for each piece, its stage, file and signature, as
+/// the reference has them today. A piece renamed, added, moved or given other arguments
+/// changes it; a body rewritten does not.
+pub fn stamp(step: u8) -> String {
+    let reference = reference(step);
+    let mut text = format!(
+        "# Made by `just exercise {step}`: the pieces of the skeleton your step {step} was made from. \
+         `just check` compares them with today's.\n"
+    );
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
+        let theirs = &reference[piece.file];
+        let body = source::body(theirs, piece.function).unwrap();
+        let start = theirs[..body.start].rfind(&format!("fn {}", piece.function)).unwrap();
+        let signature = theirs[start..body.start].split_whitespace().collect::<Vec<_>>().join(" ");
+        text += &format!("{} {} {signature}\n", piece.stage, piece.file);
+    }
+    text
+}
+
+/// What changed between the skeleton a learner's step was made from (`theirs`, its stamp)
+/// and today's (`now`): a line for each piece gone, and each new, or with a new signature.
+pub fn stamp_changes(theirs: &str, now: &str) -> Vec<String> {
+    let pieces = |text: &str| -> Vec<String> {
+        text.lines().filter(|line| !line.starts_with('#')).map(str::to_string).collect()
+    };
+    let (theirs, now) = (pieces(theirs), pieces(now));
+    let gone = theirs.iter().filter(|line| !now.contains(line)).map(|line| format!("gone: {line}"));
+    let new = now.iter().filter(|line| !theirs.contains(line)).map(|line| format!("new:  {line}"));
+    gone.chain(new).collect()
+}
+
 /// The reference step, with `mistake` made in it.
 pub fn with_mistake(mistake: &Mistake) -> Files {
     let mut files = reference(mistake.stage.step);
