@@ -338,6 +338,36 @@ fn a_step_made_from_an_older_skeleton_is_told_so() {
     std::fs::remove_dir_all(&seat).unwrap();
 }
 
+/// The net reports only what the program did, seen from outside the stand-in: a program that
+/// lazily unmounts the stand-in's /proc, or pivots its root away, cannot make it list the
+/// host's processes or lose its own tools; its own lines ("Killed") never show; a `todo!()`
+/// in clone's callback is one line, the learner's, not Rust's abort.
+#[test]
+fn the_net_sees_the_stand_in_from_outside() {
+    common::require_rootfs();
+    let sh = Path::new("/bin/sh");
+    let detach = "umount -l /proc; sleep 30 & true";
+    let pivot = "mount --make-rprivate / && mount --bind rootfs rootfs && cd rootfs && \
+                 pivot_root . oldrootfs && exec sleep 1";
+    let killed = "kill -9 $$";
+    let todo = variant("skeleton-4-4");
+    let host = HostState::now();
+    let [detach, pivot, killed] =
+        [detach, pivot, killed].map(|line| workshop::net::run(sh, &["-c", line], LIMIT));
+    let todo = workshop::net::run(&todo, &["run", "true"], LIMIT);
+    host.assert_unchanged("the net");
+    assert_eq!(detach.harm.len(), 1, "{:?}", detach.harm);
+    assert!(detach.harm[0].ends_with(" sleep (killed now)"), "{:?}", detach.harm);
+    let moved = "your program moved the host's root: pivot_root(2) must run in a new mount \
+                 namespace (CLONE_NEWNS)";
+    assert_eq!((pivot.output.as_str(), pivot.harm), ("", vec![moved.to_string()]));
+    assert_eq!((killed.output.as_str(), killed.status), ("", 137));
+    let lines: Vec<&str> = todo.output.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", todo.output);
+    assert!(lines[0].contains(": not yet implemented: 4.4: "), "{}", todo.output);
+    assert!(lines[0].ends_with("[in the child that clone(2) started, where a panic aborts]"));
+}
+
 /// A time limit for a run by hand in a test.
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
