@@ -20,27 +20,54 @@ set -u
 report="$1" seconds="$2"
 shift 2
 
+# PROGRAM and its ARGS reach the shell that runs it through a file, not through that shell's
+# command line: the program's parent is that shell, and a step may show its parent's command
+# line (`cat /proc/$PPID/cmdline`), which must then hold nothing of the net's, nor the
+# learner's `run …`.
+if [ -z "${BYOC_NET_ARGS:-}" ]; then
+    BYOC_NET_ARGS=$(mktemp)
+    printf '%s\0' "$@" >"$BYOC_NET_ARGS"
+    export BYOC_NET_ARGS
+    exec "$0" "$report" "$seconds"
+fi
+mapfile -d '' -t program <"$BYOC_NET_ARGS"
+
+# Kill, after SECONDS, the processes `kill` reaches with its arguments "$@" (-1: all of the
+# stand-in's, from within it; -PGID: a process group), saying so in the report, open on fd 3:
+# a watchdog in the background, which `kill -TERM` stops.
+watchdog() {
+    sleep "$seconds" &
+    local sleep=$!
+    trap 'kill "$sleep" 2>/dev/null; exit' TERM
+    wait "$sleep"
+    echo "harm the run did not end within $seconds s (killed)" >&3
+    kill -TERM "$@" 2>/dev/null
+    sleep 2
+    kill -KILL "$@" 2>/dev/null
+}
+
 if [ "${BYOC_NET:-}" = off ]; then
     # ------------------------------------------------- no net: step 1, on the host as it is
     # Step 1 makes no namespace, and can do nothing that its caller could not: it runs here as
     # `just step1` runs the reference, so that what it shows is what chapter 1 says (the
-    # host's namespaces, the host's PIDs). In a process group of its own, timeout's: what it
-    # leaves running is found there, said and killed.
-    : >"$report"
-    SECONDS=0
-    { timeout --kill-after=2 "$seconds" "$@" 2>&4 4>&- & } 4>&2 2>/dev/null
-    group=$!
-    wait "$group" 2>/dev/null
+    # host's namespaces, the host's PIDs). In a session of its own: what it leaves running is
+    # found there, said and killed.
+    exec 3>"$report"
+    rm -f "$BYOC_NET_ARGS"
+    { setsid "${program[@]}" 2>&4 3>&- 4>&- & } 4>&2 2>/dev/null
+    session=$!
+    watchdog -- "-$session" &
+    watching=$!
+    wait "$session" 2>/dev/null
     status=$?
-    if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then
-        echo "harm the run did not end within $seconds s (killed)" >>"$report"
-    fi
-    left=$(pgrep -g "$group" -l | tr '\n' ' ')
+    kill -TERM "$watching" 2>/dev/null
+    wait "$watching"
+    left=$(pgrep -s "$session" -l | tr '\n' ' ')
     if [ -n "$left" ]; then
-        echo "harm your program left processes running: ${left% } (killed now)" >>"$report"
-        pkill -KILL -g "$group"
+        echo "harm your program left processes running: ${left% } (killed now)" >&3
+        pkill -KILL -s "$session"
     fi
-    echo "status $status" >>"$report"
+    echo "status $status" >&3
     exit "$status"
 fi
 
@@ -164,8 +191,9 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     observe "$talk" &
     observer=$!
     BYOC_NET_INSIDE=1 BYOC_NET_TALK=$talk unshare "${userns[@]}" --mount --propagation slave --uts --ipc --net --pid --fork \
-        --kill-child --mount-proc -- "$0" "$report" "$seconds" "$@"
+        --kill-child --mount-proc -- "$0" "$report" "$seconds"
     status=$?
+    rm -f "$BYOC_NET_ARGS"
     # The observer has said finished, unless the stand-in never started or died first.
     kill -KILL "$observer" 2>/dev/null
     wait "$observer" 2>/dev/null
@@ -204,15 +232,17 @@ exec 3>>"$report"
 echo ready >&5
 read -r _ <&6
 
-SECONDS=0
-# This shell's own stderr is /dev/null meanwhile, the program's the terminal's: a program that
-# a signal kills then shows no "Killed" line of bash's, naming this script, in its output.
-{ timeout --foreground --kill-after=2 "$seconds" "$@" 2>&4 4>&- 5>&- 6<&-; } 4>&2 2>/dev/null
+# Every process of the stand-in but its PID 1, this shell, after SECONDS.
+watchdog -1 5>&- 6<&- </dev/null &
+watching=$!
+# Run by this shell, in the foreground, with its terminal: its parent is this shell, whose
+# command line holds nothing of the program's. This shell's own stderr is /dev/null
+# meanwhile, the program's the terminal's: a program that a signal kills then shows no
+# "Killed" line of bash's, naming this script, in its output.
+{ "${program[@]}" 2>&4 4>&- 5>&- 6<&-; } 4>&2 2>/dev/null
 status=$?
-# timeout says 124 when SIGTERM ended the program, 137 when it had to SIGKILL it.
-if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then
-    echo "harm the run did not end within $seconds s (killed)" >&3
-fi
+kill -TERM "$watching" 2>/dev/null
+wait "$watching"
 echo ended >&5
 read -r _ <&6
 echo "status $status" >&3
