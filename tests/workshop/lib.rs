@@ -78,9 +78,9 @@ fn still_todo(text: &str, piece: &exercises::Piece) -> bool {
 }
 
 /// `files`, a learner's step `after.step`, with each piece of a stage after `after` that is
-/// still its `todo!()` replaced by the reference's body: what `just check` runs to judge stage
-/// `after` while later stages are still to write (after `StageId::before_first`, every piece).
-/// `None` when nothing is lent.
+/// still its `todo!()` replaced by the reference's body (after `StageId::before_first`, every
+/// piece): the tests' learner at a stage, and a skeleton filled. (`just check` lends every
+/// other stage's pieces: `lend_other_pieces`.) `None` when nothing is lent.
 pub fn lend_later_pieces(files: &Files, after: StageId) -> Option<Files> {
     let reference = reference(after.step);
     let mut lent = files.clone();
