@@ -54,6 +54,7 @@ if [ "${BYOC_NET:-}" = off ]; then
     # found there, said and killed.
     exec 3>"$report"
     rm -f "$BYOC_NET_ARGS"
+    unset BYOC_NET BYOC_NET_ARGS
     { setsid "${program[@]}" 2>&4 3>&- 4>&- & } 4>&2 2>/dev/null
     session=$!
     watchdog -- "-$session" &
@@ -224,6 +225,8 @@ fi
 # The observer, outside, is told when the stand-in is ready and when the program has ended,
 # through FIFOs opened now: the program may mount over or pivot away from where they are.
 exec 5>"$BYOC_NET_TALK/up" 6<"$BYOC_NET_TALK/down"
+# Nothing of the net's in the program's environment either.
+unset BYOC_NET BYOC_NET_ARGS BYOC_NET_INSIDE BYOC_NET_TALK
 # The stand-in's / is shared, as systemd makes a host's: a container that forgets to make its
 # mounts private leaks them here, where they show, and not to the real host.
 mount --make-rshared /
