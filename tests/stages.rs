@@ -246,12 +246,7 @@ fn filling_every_todo_with_the_references_code_gives_the_reference() {
 #[test]
 fn a_learner_goes_from_exercise_to_green() {
     common::require_rootfs();
-    let seat = common::scratch_dir("learner");
-    let _ = std::fs::remove_dir_all(&seat);
-    let target = Path::new(common::PROJECT).join("target/workshop");
-    let learner = workshop::learner::Learner { yours: seat.join("steps/yours"), target };
-    let mut out = Vec::new();
-    assert!(learner.exercise(3, false, &mut out));
+    let (learner, seat) = seat_with_exercise("learner", 3);
 
     let host = HostState::now();
     let mut first = Vec::new();
@@ -281,6 +276,157 @@ fn a_learner_goes_from_exercise_to_green() {
     std::fs::remove_dir_all(&seat).unwrap();
 }
 
+/// A learner's seat in a scratch directory `name`, with `just exercise STEP` done: their
+/// steps build into the tests' own target/workshop. Remove the seat when done.
+fn seat_with_exercise(name: &str, step: u8) -> (workshop::learner::Learner, PathBuf) {
+    let seat = common::scratch_dir(name);
+    let _ = std::fs::remove_dir_all(&seat);
+    let target = Path::new(common::PROJECT).join("target/workshop");
+    let learner = workshop::learner::Learner { yours: seat.join("steps/yours"), target };
+    assert!(learner.exercise(step, false, &mut Vec::new()));
+    (learner, seat)
+}
+
+/// `just check STEP` on `learner`'s seat, which must fail: what it printed. The host must be
+/// as it was.
+fn check_fails(learner: &workshop::learner::Learner, step: u8) -> String {
+    let host = HostState::now();
+    let mut out = Vec::new();
+    let green = learner.check(Some(&step.to_string()), &mut out);
+    host.assert_unchanged(&format!("the learner's step {step}"));
+    let out = String::from_utf8(out).unwrap();
+    assert!(!green, "step {step} passes:\n{out}");
+    out
+}
+
+/// A mistake fails the stage whose piece holds it: a learner's step 1, all written, with a
+/// wrong `child` (stage 1.2: it waits for the command instead of becoming it, so that a
+/// status never comes back) passes 1.1, which is judged with the reference's `child`, and
+/// fails 1.2. Without the lending of earlier and later pieces, 1.1 failed it.
+#[test]
+fn a_mistake_fails_the_stage_whose_piece_holds_it() {
+    let (learner, seat) = seat_with_exercise("attribution", 1);
+    let mistake = MISTAKES.iter().find(|m| m.stage == StageId::of("1.2")).unwrap();
+    workshop::write(&learner.yours.join("step1"), &workshop::with_mistake(mistake));
+    let out = check_fails(&learner, 1);
+    let passed = "✔ 1.1 start a child that runs you again as `child` (1.2 lent from the \
+                  reference for this check)\n✘ 1.2 become the command\n";
+    assert!(out.starts_with(passed), "{out}");
+    assert!(out.ends_with("step 1: 1 of 2 stages pass\n"), "{out}");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
+/// `just yours 4` with only stage 4.1 written runs the learner's step (as Part 1's Check
+/// your work needs): the reference's code stands in for the stages still `todo!()`, and one
+/// line says which.
+#[test]
+fn a_step_runs_by_hand_with_its_todo_stages_lent() {
+    common::require_rootfs();
+    let (learner, seat) = seat_with_exercise("by-hand", 4);
+    let dir = learner.yours.join("step4");
+    let first = StageId::of("4.1");
+    let written = workshop::lend_pieces(&workshop::read(&dir), 4, |piece, _| piece.stage == first);
+    workshop::write(&dir, &written.files);
+    let host = HostState::now();
+    let mut said = Vec::new();
+    let program = learner.yours(4, &mut said).expect("step 4, with 4.1 written, builds");
+    let args = ["run", "sh", "-c", "echo hi"];
+    let run = workshop::net::run(&program, &args, LIMIT);
+    host.assert_unchanged("just yours 4");
+    let said = String::from_utf8(said).unwrap();
+    let lent = "just yours 4: 4.2, 4.3, 4.4, 4.5, 4.6, 4.7 still todo!() in your step: the \
+                reference's code stands in for them in this run\n";
+    assert_eq!(said, lent);
+    assert_eq!((run.output.as_str(), run.status, run.harm.len()), ("hi\n", 0, 0));
+    assert_eq!(program.file_name().unwrap(), "step4", "pgrep -x step4 would not find it");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
+/// Step 1 runs on the host, as chapter 1 shows it: its namespaces are the host's (the chapter
+/// compares `ls -l /proc/self/ns`), and its `$$` a host PID, not a stand-in's. What it leaves
+/// running is still found, said, and killed.
+#[test]
+fn step_1_runs_outside_the_net_as_chapter_1_shows() {
+    let step1 = Path::new(reference(StageId::of("1.1")));
+    let host = HostState::now();
+    let namespaces = "readlink /proc/self/ns/mnt /proc/self/ns/pid /proc/self/ns/uts";
+    let run = workshop::net::run(step1, &["run", "sh", "-c", namespaces], LIMIT);
+    let left = workshop::net::run(step1, &["run", "sh", "-c", "sleep 30 & echo $!"], LIMIT);
+    host.assert_unchanged("step 1, outside the net");
+    let ours = ["mnt", "pid", "uts"].map(|ns| std::fs::read_link(format!("/proc/self/ns/{ns}")));
+    let ours: String =
+        ours.iter().map(|link| format!("{}\n", link.as_ref().unwrap().display())).collect();
+    assert_eq!((run.output, run.status), (ours, 0));
+    let sleep: u32 = left.output.trim().parse().expect("a PID");
+    assert_eq!(
+        left.harm,
+        [format!("your program left processes running: {sleep} sleep (killed now)")]
+    );
+}
+
+/// A learner's step made from an older skeleton (here, one whose 1.2 piece was `fn become`,
+/// and which had no 1.1) is recognised by its stamp: `just check` says what changed, and what
+/// to do, before it checks.
+#[test]
+fn a_step_made_from_an_older_skeleton_is_told_so() {
+    let (learner, seat) = seat_with_exercise("older-skeleton", 1);
+    let stamp = learner.yours.join("step1").join(workshop::STAMP);
+    let today = std::fs::read_to_string(&stamp).unwrap();
+    assert_eq!(today, workshop::stamp(1), "just exercise 1 wrote no stamp");
+    let older: String = today
+        .lines()
+        .filter(|line| !line.starts_with("1.1 "))
+        .map(|line| format!("{}\n", line.replace("fn child(", "fn become(")))
+        .collect();
+    std::fs::write(&stamp, older).unwrap();
+    let out = check_fails(&learner, 1);
+    let told = "note: your step 1 was made from an older skeleton: its pieces have changed since \
+                `just exercise 1`:\n    gone: 1.2 main.rs fn become(";
+    assert!(out.starts_with(told), "{out}");
+    for new in ["\n    new:  1.1 main.rs fn start_child(", "\n    new:  1.2 main.rs fn child("] {
+        assert!(out.contains(new), "{new:?} not said:\n{out}");
+    }
+    assert!(out.contains("just exercise 1; then copy each body you wrote"), "{out}");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
+/// The net reports only what the program did, seen from outside the stand-in: a program that
+/// lazily unmounts the stand-in's /proc, or pivots its root away, cannot make it list the
+/// host's processes or lose its own tools; its own lines ("Killed", its command line as the
+/// program's parent's, its variables) never show; a `todo!()`
+/// in clone's callback is one line, the learner's, not Rust's abort.
+#[test]
+fn the_net_sees_the_stand_in_from_outside() {
+    common::require_rootfs();
+    let sh = Path::new("/bin/sh");
+    let detach = "umount -l /proc; sleep 30 & true";
+    let pivot = "mount --make-rprivate / && mount --bind rootfs rootfs && cd rootfs && \
+                 pivot_root . oldrootfs && exec sleep 1";
+    let killed = "kill -9 $$";
+    let parent = "tr '\\0' ' ' </proc/$PPID/cmdline; env | grep BYOC_";
+    let todo = variant("skeleton-4-4");
+    let host = HostState::now();
+    let [detach, pivot, killed, parent] = [detach, pivot, killed, parent]
+        .map(|line| workshop::net::run(sh, &["-c", line, "run"], LIMIT));
+    let todo = workshop::net::run(&todo, &["run", "true"], LIMIT);
+    host.assert_unchanged("the net");
+    assert_eq!(detach.harm.len(), 1, "{:?}", detach.harm);
+    assert!(detach.harm[0].ends_with(" sleep (killed now)"), "{:?}", detach.harm);
+    let moved = "your program moved the host's root: pivot_root(2) must run in a new mount \
+                 namespace (CLONE_NEWNS)";
+    assert_eq!((pivot.output.as_str(), pivot.harm), ("", vec![moved.to_string()]));
+    assert_eq!((killed.output.as_str(), killed.status), ("", 137));
+    let net = [" run", "timeout", "BYOC_"].iter().any(|net| parent.output.contains(net));
+    assert!(!net, "the program's parent: {}", parent.output);
+    let lines: Vec<&str> = todo.output.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", todo.output);
+    assert!(lines[0].contains(": not yet implemented: 4.4: "), "{}", todo.output);
+    assert!(lines[0].ends_with("[in the child that clone(2) started, where a panic aborts]"));
+}
+
+/// A time limit for a run by hand in a test.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `as_nobody_after` script: the project, at `$2`, as `nobody` would have it as their own
 /// checkout (its directory theirs to enter, rootfs/ theirs, as `just rootfs` unpacks it for a
 /// learner without root), through an overlay on a tmpfs at `$1` that leaves the real one as
@@ -292,7 +438,26 @@ mkdir "$scratch/upper" "$scratch/work"
 layers="lowerdir=$project,upperdir=$scratch/upper,workdir=$scratch/work"
 mount -t overlay overlay -o "$layers" "$project"
 chmod 755 "$project"
-chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs""#;
+chown -R 65534:65534 "$project/rootfs" "$project/target/attack-rootfs"
+# A checkout in a private directory (a home of mode 700 or 750): here, the highest of its
+# parents that nobody may not enter is a tmpfs with the path down to the checkout in it, so
+# that everything the run uses under the checkout (safety-net.sh, the programs, the rootfs)
+# is nobody's to reach, and the real parents stay as they are.
+top= dir=$project
+while [ "$dir" != / ]; do
+    dir=$(dirname "$dir")
+    setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$dir" || top=$dir
+done
+if [ -n "$top" ]; then
+    # Held by the working directory: the tmpfs may hide the scratch directory too.
+    mkdir "$scratch/checkout"
+    mount --rbind "$project" "$scratch/checkout"
+    cd "$scratch/checkout"
+    mount -t tmpfs -o mode=755 tmpfs "$top"
+    mkdir -p "$project"
+    mount --rbind . "$project"
+fi
+cd "$project""#;
 
 /// In the environment of this test's own copy that runs as the learner: the checks to run, a
 /// line `STAGE PROGRAM` each.

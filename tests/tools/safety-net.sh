@@ -13,10 +13,144 @@
 # took for the host: renamed it, changed its mounts or its root, brought up its network, left
 # processes or cgroups. `just check` reads REPORT; `just yours` prints the harm lines.
 # PROGRAM's output goes where this script's goes, and its terminal is this script's.
+# With BYOC_NET=off (step 1, which makes no namespace), PROGRAM runs on the host, and only what
+# it leaves running is reported.
 set -u
 
 report="$1" seconds="$2"
 shift 2
+
+# PROGRAM and its ARGS reach the shell that runs it through a file, not through that shell's
+# command line: the program's parent is that shell, and a step may show its parent's command
+# line (`cat /proc/$PPID/cmdline`), which must then hold nothing of the net's, nor the
+# learner's `run …`.
+if [ -z "${BYOC_NET_ARGS:-}" ]; then
+    BYOC_NET_ARGS=$(mktemp)
+    printf '%s\0' "$@" >"$BYOC_NET_ARGS"
+    export BYOC_NET_ARGS
+    exec "$0" "$report" "$seconds"
+fi
+mapfile -d '' -t program <"$BYOC_NET_ARGS"
+
+# Kill, after SECONDS, the processes `kill` reaches with its arguments "$@" (-1: all of the
+# stand-in's, from within it; -PGID: a process group), saying so in the report, open on fd 3:
+# a watchdog in the background, which `kill -TERM` stops.
+watchdog() {
+    sleep "$seconds" &
+    local sleep=$!
+    trap 'kill "$sleep" 2>/dev/null; exit' TERM
+    wait "$sleep"
+    echo "harm the run did not end within $seconds s (killed)" >&3
+    kill -TERM "$@" 2>/dev/null
+    sleep 2
+    kill -KILL "$@" 2>/dev/null
+}
+
+if [ "${BYOC_NET:-}" = off ]; then
+    # ------------------------------------------------- no net: step 1, on the host as it is
+    # Step 1 makes no namespace, and can do nothing that its caller could not: it runs here as
+    # `just step1` runs the reference, so that what it shows is what chapter 1 says (the
+    # host's namespaces, the host's PIDs). In a session of its own: what it leaves running is
+    # found there, said and killed.
+    exec 3>"$report"
+    rm -f "$BYOC_NET_ARGS"
+    unset BYOC_NET BYOC_NET_ARGS
+    { setsid "${program[@]}" 2>&4 3>&- 4>&- & } 4>&2 2>/dev/null
+    session=$!
+    watchdog -- "-$session" &
+    watching=$!
+    wait "$session" 2>/dev/null
+    status=$?
+    kill -TERM "$watching" 2>/dev/null
+    wait "$watching"
+    left=$(pgrep -s "$session" -l | tr '\n' ' ')
+    if [ -n "$left" ]; then
+        echo "harm your program left processes running: ${left% } (killed now)" >&3
+        pkill -KILL -s "$session"
+    fi
+    echo "status $status" >&3
+    exit "$status"
+fi
+
+# Every process: PID PPID NAME, a line each, from the /proc that this script sees.
+processes() {
+    local stat line fields
+    for stat in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$stat" || continue
+        read -r -a fields <<<"${line##*) }"
+        line=${line%)*}
+        echo "${line%% (*} ${fields[1]} ${line#* (}"
+    done
+}
+
+# The processes beneath PID $1, its children and theirs: PID NAME, a line each.
+descendants() {
+    processes | awk -v root="$1" '
+        { pid = $1; parent[pid] = $2; $1 = $2 = ""; sub(/^ +/, ""); name[pid] = $0 }
+        END {
+            found[root] = 1
+            do {
+                more = 0
+                for (pid in parent)
+                    if (!(pid in found) && (parent[pid] in found)) { found[pid] = 1; more = 1 }
+            } while (more)
+            for (pid in found) if (pid != root) print pid, name[pid]
+        }'
+}
+
+# The observer: from the host's side, in the host's mount and PID namespaces, where the
+# program cannot unmount, pivot or hide what it sees, it looks at the stand-in before the run
+# and after it, and writes the harm it sees to REPORT. It and the stand-in's PID 1 speak
+# through the FIFOs up and down in the directory $1: ready, go; ended, finished.
+observe() {
+    trap : INT TERM # Ctrl-C is for the program; the observer still has to report
+    exec 7<"$1/up" 8>"$1/down"
+    read -r _ <&7 || return
+    local unshare init ns
+    unshare=$(processes | awk -v outer="$$" '$2 == outer && $3 == "unshare" { print $1 }')
+    init=$(processes | awk -v unshare="$unshare" '$2 == unshare { print $1 }')
+    # The stand-in's UTS and network namespaces, entered to look; without root, through the
+    # user namespace that holds them, which is ours.
+    ns=(-t "$init")
+    [ "$(id -u)" = 0 ] || ns+=(--user --preserve-credentials)
+    uts() { nsenter "${ns[@]}" --uts hostname 2>/dev/null; }
+    root() { stat -L -c '%d:%i' "/proc/$init/root" 2>/dev/null; }
+    # lo's state in the stand-in's network namespace.
+    lo() { nsenter "${ns[@]}" --net ip -o link show lo 2>/dev/null | grep -o '<[^>]*>'; }
+    mounts() { grep -v ' - proc ' "/proc/$init/mountinfo" 2>/dev/null | cut -d' ' -f5 | sort; }
+    local hostname_before root_before lo_before mounts_before
+    hostname_before=$(uts) root_before=$(root) lo_before=$(lo) mounts_before=$(mounts)
+    echo go >&8
+    read -r _ <&7
+
+    harm() { echo "harm $*" >>"$report"; }
+    [ "$(uts)" = "$hostname_before" ] ||
+        harm "your program renamed the host, from $hostname_before to $(uts): sethostname(2) must run in a new UTS namespace (CLONE_NEWUTS)"
+    local moved=
+    [ "$(root)" = "$root_before" ] || moved=1
+    [ -z "$moved" ] ||
+        harm "your program moved the host's root: pivot_root(2) must run in a new mount namespace (CLONE_NEWNS)"
+    [ "$(lo)" = "$lo_before" ] ||
+        harm "your program changed the host's network (lo): configure lo in a new network namespace (CLONE_NEWNET)"
+    local mounts_after new gone left pid name
+    mounts_after=$(mounts)
+    # (A root moved renames every mount point: that is the harm, said above.)
+    if [ -z "$moved" ] && [ "$mounts_after" != "$mounts_before" ]; then
+        new=$(comm -13 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
+        gone=$(comm -23 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
+        harm "your program changed the host's mounts (new: ${new:-none}; gone: ${gone:-none}): make the container's mounts private first, mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL), in a new mount namespace"
+    fi
+    # What is still running beneath the stand-in's PID 1 (but the PID 1, waiting for us): the
+    # container outlived its command. Named by their PIDs in the stand-in, as the program saw
+    # them; they go with the stand-in.
+    left=
+    while read -r pid name; do
+        pid=$(awk '/^NSpid:/ { print $3 }' "/proc/$pid/status" 2>/dev/null)
+        [ -z "$pid" ] || left="$left $pid $name"
+    done < <(descendants "$init")
+    [ -z "$left" ] || harm "your program left processes running:$left (killed now)"
+    echo finished >&8
+}
 
 if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     # ------------------------------------------------------------ outside: the host's side
@@ -53,9 +187,18 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
     done 2>/dev/null
     v2_byoc_before=$(ls -d /sys/fs/cgroup/byoc /sys/fs/cgroup/byoc/byoc-* 2>/dev/null)
 
-    BYOC_NET_INSIDE=1 unshare "${userns[@]}" --mount --propagation slave --uts --ipc --net --pid --fork \
-        --kill-child --mount-proc -- "$0" "$report" "$seconds" "$@"
+    talk=$(mktemp -d)
+    mkfifo "$talk/up" "$talk/down"
+    observe "$talk" &
+    observer=$!
+    BYOC_NET_INSIDE=1 BYOC_NET_TALK=$talk unshare "${userns[@]}" --mount --propagation slave --uts --ipc --net --pid --fork \
+        --kill-child --mount-proc -- "$0" "$report" "$seconds"
     status=$?
+    rm -f "$BYOC_NET_ARGS"
+    # The observer has said finished, unless the stand-in never started or died first.
+    kill -KILL "$observer" 2>/dev/null
+    wait "$observer" 2>/dev/null
+    rm -rf "$talk"
 
     # Back in our own cgroup, then: what the program left beneath the stand-in's cgroups (its
     # step 5 on v1), or beside them (its step 5 on v2, which uses /sys/fs/cgroup/byoc).
@@ -79,45 +222,31 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
 fi
 
 # ---------------------------------------------------------------- inside: PID 1 of the stand-in
+# The observer, outside, is told when the stand-in is ready and when the program has ended,
+# through FIFOs opened now: the program may mount over or pivot away from where they are.
+exec 5>"$BYOC_NET_TALK/up" 6<"$BYOC_NET_TALK/down"
+# Nothing of the net's in the program's environment either.
+unset BYOC_NET BYOC_NET_ARGS BYOC_NET_INSIDE BYOC_NET_TALK
 # The stand-in's / is shared, as systemd makes a host's: a container that forgets to make its
 # mounts private leaks them here, where they show, and not to the real host.
 mount --make-rshared /
 # The report, opened now: the program may mount over the directory it is in (/tmp, say).
 exec 3>>"$report"
-harm() { echo "harm $*" >&3; }
-hostname_before=$(hostname)
-root_before=$(stat -L -c '%d:%i' /)
-# lo's state in this network namespace (/sys is the host's, which shows the host's network).
-lo() { ip -o link show lo 2>/dev/null | grep -o '<[^>]*>'; }
-lo_before=$(lo)
-mounts_before=$(grep -v ' - proc ' /proc/self/mountinfo | cut -d' ' -f5 | sort)
+echo ready >&5
+read -r _ <&6
 
-SECONDS=0
-timeout --foreground --kill-after=2 "$seconds" "$@"
+# Every process of the stand-in but its PID 1, this shell, after SECONDS.
+watchdog -1 5>&- 6<&- </dev/null &
+watching=$!
+# Run by this shell, in the foreground, with its terminal: its parent is this shell, whose
+# command line holds nothing of the program's. This shell's own stderr is /dev/null
+# meanwhile, the program's the terminal's: a program that a signal kills then shows no
+# "Killed" line of bash's, naming this script, in its output.
+{ "${program[@]}" 2>&4 4>&- 5>&- 6<&-; } 4>&2 2>/dev/null
 status=$?
-# timeout says 124 when SIGTERM ended the program, 137 when it had to SIGKILL it.
-if [ "$SECONDS" -ge "$seconds" ] && { [ "$status" = 124 ] || [ "$status" = 137 ]; }; then
-    harm "the run did not end within $seconds s (killed)"
-fi
-
-[ "$(hostname)" = "$hostname_before" ] ||
-    harm "your program renamed the host, from $hostname_before to $(hostname): sethostname(2) must run in a new UTS namespace (CLONE_NEWUTS)"
-[ "$(stat -L -c '%d:%i' / 2>/dev/null)" = "$root_before" ] ||
-    harm "your program moved the host's root: pivot_root(2) must run in a new mount namespace (CLONE_NEWNS)"
-[ "$(lo)" = "$lo_before" ] ||
-    harm "your program changed the host's network (lo): configure lo in a new network namespace (CLONE_NEWNET)"
-mounts_after=$(grep -v ' - proc ' /proc/self/mountinfo 2>/dev/null | cut -d' ' -f5 | sort)
-if [ "$mounts_after" != "$mounts_before" ]; then
-    new=$(comm -13 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
-    gone=$(comm -23 <(echo "$mounts_before") <(echo "$mounts_after") | tr '\n' ' ')
-    harm "your program changed the host's mounts (new: ${new:-none}; gone: ${gone:-none}): make the container's mounts private first, mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL), in a new mount namespace"
-fi
-# What is still running here but us: the container outlived its command.
-left=
-for stat in /proc/[0-9]*/stat; do
-    read -r pid comm rest <"$stat" 2>/dev/null || continue
-    [ "$pid" = 1 ] || left="$left $pid $comm"
-done
-[ -z "$left" ] || harm "your program left processes running:$left (killed now)"
+kill -TERM "$watching" 2>/dev/null
+wait "$watching"
+echo ended >&5
+read -r _ <&6
 echo "status $status" >&3
 exit "$status"

@@ -25,14 +25,15 @@ pub enum Verdict {
 }
 
 /// Check `stage` on `program` and say how it went: ✔, ✘ with the failure, or, without root,
-/// that it needs root. `lent` says why the program is not all the learner's own, if it is not.
+/// that it needs root. `lent` says why the program is not all the learner's own, if it is not,
+/// and what of it is lent.
 pub fn check_stage(
     stage: &checks::Stage,
     program: &Path,
-    lent: Option<&str>,
+    lent: Option<(&str, &ws::Lent)>,
     out: &mut dyn Write,
 ) -> Verdict {
-    let mut notes: Vec<String> = lent.map(str::to_string).into_iter().collect();
+    let mut notes: Vec<String> = lent.map(|(note, _)| note.to_string()).into_iter().collect();
     match (checks::rootless(), &stage.without_root) {
         (true, WithoutRoot::None(why)) => {
             let _ = writeln!(out, "- {} {}: needs root, for {why}", stage.id, stage.name);
@@ -52,7 +53,8 @@ pub fn check_stage(
         }
         Err(failure) => {
             let _ = writeln!(out, "✘ {} {}", stage.id, stage.name);
-            report(&failure, stage.read, out);
+            let saw = in_learners_files(&failure.saw, lent.map(|(_, lent)| lent));
+            report(&Failure { saw, ..failure }, stage.read, out);
             Verdict::Failed
         }
     }
@@ -73,7 +75,7 @@ struct StepPlan {
 struct StagePlan {
     stage: &'static checks::Stage,
     program: PathBuf,
-    lent: Option<String>,
+    lent: Option<(String, ws::Lent)>,
 }
 
 impl Learner {
@@ -123,6 +125,7 @@ impl Learner {
             ws::skeleton(step)
         };
         ws::write(&dir, &files);
+        fs::write(dir.join(ws::STAMP), ws::stamp(step)).unwrap();
         self.write_manifest();
         let _ = writeln!(out, "Your step {step} is in {shown}/ (git ignores steps/yours/).");
         if from_previous {
@@ -149,8 +152,9 @@ impl Learner {
         true
     }
 
-    /// Build the learner's steps and, for each stage whose later stages are still `todo!()`,
-    /// the same code with those lent from the reference: the program to check each stage with.
+    /// Build the learner's steps and, for each stage, the same code with every other stage's
+    /// pieces lent from the reference (where the learner's are not already the same): the
+    /// program to check each stage with, so that each stage judges the learner's own pieces.
     fn build(&self, steps: &[u8]) -> Result<Vec<StepPlan>, String> {
         self.write_manifest();
         ws::build(&self.yours, &self.target)
@@ -163,30 +167,21 @@ impl Learner {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
-                match ws::lend_later_pieces(&files, stage.id) {
-                    Some(lent) => {
-                        let name = format!("step{step}-lent-{}", stage.id.dashed());
-                        ws::write(&lent_dir.join(&name), &lent);
-                        bins.push((name.clone(), name.clone()));
-                        let mut later: Vec<StageId> = PIECES
-                            .iter()
-                            .filter(|piece| piece.stage.step == step && piece.stage > stage.id)
-                            .map(|piece| piece.stage)
-                            .collect();
-                        later.dedup();
-                        let later: Vec<String> = later.iter().map(StageId::to_string).collect();
-                        let note = format!(
-                            "{} still todo!(): lent from the reference for this check",
-                            later.join(", ")
-                        );
-                        let program = ws::bin(&self.target, &name);
-                        stages.push(StagePlan { stage, program, lent: Some(note) });
-                    }
-                    None => {
-                        let program = ws::bin(&self.target, &format!("step{step}"));
-                        stages.push(StagePlan { stage, program, lent: None });
-                    }
+                let lent = ws::lend_other_pieces(&files, stage.id);
+                if lent.stages.is_empty() {
+                    let program = ws::bin(&self.target, &format!("step{step}"));
+                    stages.push(StagePlan { stage, program, lent: None });
+                    continue;
                 }
+                let name = format!("step{step}-lent-{}", stage.id.dashed());
+                ws::write(&lent_dir.join(&name), &lent.files);
+                bins.push((name.clone(), name.clone()));
+                let note = format!(
+                    "{} lent from the reference for this check",
+                    ws::stage_list(&lent.stages)
+                );
+                let program = ws::bin(&self.target, &name);
+                stages.push(StagePlan { stage, program, lent: Some((note, lent)) });
             }
             plan.push(StepPlan { step, stages });
         }
@@ -194,7 +189,7 @@ impl Learner {
             fs::write(lent_dir.join("Cargo.toml"), ws::manifest("yours-lent", &bins, false))
                 .unwrap();
             ws::build(&lent_dir, &self.target).map_err(|error| {
-                format!("cannot build your code with the later pieces lent:\n{error}")
+                format!("cannot build your code with the other stages' pieces lent:\n{error}")
             })?;
         }
         Ok(plan)
@@ -227,6 +222,9 @@ impl Learner {
                 return false;
             }
         };
+        for &step in &steps {
+            self.say_if_made_from_another_skeleton(step, out);
+        }
         let rootless = checks::rootless();
         if rootless {
             let _ = writeln!(out, "{ROOTLESS}");
@@ -239,7 +237,8 @@ impl Learner {
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
             for StagePlan { stage, program, lent } in &stages {
-                match check_stage(stage, program, lent.as_deref(), out) {
+                let lent = lent.as_ref().map(|(note, lent)| (note.as_str(), lent));
+                match check_stage(stage, program, lent, out) {
                     Verdict::Passed => passed += 1,
                     Verdict::NeedsRoot => need_root += 1,
                     Verdict::Failed => break,
@@ -254,6 +253,91 @@ impl Learner {
             let _ = writeln!(out, "step {step}: {passed} of {} {noun}{root}", stages.len());
         }
         all_pass
+    }
+
+    /// When the learner's step `step` was made from a skeleton other than today's (the
+    /// workbook changed since `just exercise`: a piece renamed, added, or given other
+    /// arguments), say what changed and what to do: the reference's code would not be lent
+    /// for a piece it cannot find, and the checks would judge a step that is no longer the
+    /// one the book describes.
+    fn say_if_made_from_another_skeleton(&self, step: u8, out: &mut dyn Write) {
+        let stamp = self.yours.join(format!("step{step}")).join(ws::STAMP);
+        let Ok(theirs) = fs::read_to_string(&stamp) else {
+            let _ = writeln!(
+                out,
+                "note: steps/yours/step{step} has no {}: it was made before the skeletons \
+                 had a version, and may miss pieces that the checks and the book expect. To \
+                 be sure, start it over: mv steps/yours/step{step} steps/yours/step{step}.old; \
+                 just exercise {step}; then copy your code into the new step.",
+                ws::STAMP
+            );
+            return;
+        };
+        let changes = ws::stamp_changes(&theirs, &ws::stamp(step));
+        if changes.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "note: your step {step} was made from an older skeleton: its pieces have changed \
+             since `just exercise {step}`:"
+        );
+        for change in &changes {
+            let _ = writeln!(out, "    {change}");
+        }
+        let _ = writeln!(
+            out,
+            "  The checks look for today's pieces. Start it over and bring your code along: mv \
+             steps/yours/step{step} steps/yours/step{step}.old; just exercise {step}; then \
+             copy each body you wrote into the new step, and write the new pieces."
+        );
+    }
+
+    /// For `just yours STEP`: build the learner's step, with the reference's code for each
+    /// piece still `todo!()`, so that a step runs by hand before all its stages are written
+    /// (each part's Check your work, on one's own code), and say which stages are lent. The
+    /// program to run; None, with why, when it does not build.
+    pub fn yours(&self, step: u8, out: &mut dyn Write) -> Option<PathBuf> {
+        let lent = ws::lend_todo_pieces(&ws::read(&self.yours.join(format!("step{step}"))), step);
+        if lent.stages.is_empty() {
+            self.write_manifest();
+            let built = ws::build(&self.yours, &self.target);
+            return self.built(built, out).then(|| ws::bin(&self.target, &format!("step{step}")));
+        }
+        let _ = writeln!(
+            out,
+            "just yours {step}: {} still todo!() in your step: the reference's code stands in \
+             for {} in this run",
+            ws::stage_list(&lent.stages),
+            if lent.stages.len() == 1 { "it" } else { "them" }
+        );
+        let dir = self.target.join("run");
+        let _ = fs::remove_dir_all(&dir);
+        let name = format!("step{step}-lent");
+        // At the learner's own path in the package: a panic's Location names their file.
+        let sources = format!("steps/yours/step{step}");
+        ws::write(&dir.join(&sources), &lent.files);
+        let bins = [(name.clone(), sources)];
+        fs::write(dir.join("Cargo.toml"), ws::manifest("yours-run", &bins, true)).unwrap();
+        let built = ws::build(&dir, &self.target);
+        if !self.built(built, out) {
+            return None;
+        }
+        // Named as the learner's own, so that `pgrep -x step4`, in a chapter's Check your
+        // work, finds it.
+        let program = dir.join("bin").join(format!("step{step}"));
+        fs::create_dir_all(program.parent().unwrap()).unwrap();
+        fs::copy(ws::bin(&self.target, &name), &program).unwrap();
+        ws::give_back(&dir);
+        Some(program)
+    }
+
+    /// Whether `built`, and if not, cargo's errors, said.
+    fn built(&self, built: Result<(), String>, out: &mut dyn Write) -> bool {
+        if let Err(error) = &built {
+            let _ = writeln!(out, "your code does not build:\n{error}");
+        }
+        built.is_ok()
     }
 
     /// For `just prepare`: build the crates that the steps use into the learner's target,
@@ -276,6 +360,30 @@ impl Learner {
             }
         }
     }
+}
+
+/// `text`, a program's output, with each place in a step's source, as cargo names it from
+/// the package's directory (`step4/init.rs:151`, or `step4-lent-4-1/init.rs:160` in a copy
+/// with pieces lent), said as the learner's file and line: `steps/yours/step4/init.rs:151`,
+/// where they edit it. A line of a body lent is said to be the reference's.
+pub fn in_learners_files(text: &str, lent: Option<&ws::Lent>) -> String {
+    static PLACE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let place = PLACE.get_or_init(|| {
+        regex::Regex::new(r"(^|[\s(])(step\d)(-lent[-\d]*)?/([\w/]+\.rs):(\d+)").unwrap()
+    });
+    let said = place.replace_all(text, |found: &regex::Captures| {
+        let (before, step, file) = (&found[1], &found[2], &found[4]);
+        let line: usize = found[5].parse().unwrap_or(0);
+        let line = match (found.get(3), lent) {
+            (Some(_), Some(lent)) => lent.learner_line(file, line),
+            _ => Some(line),
+        };
+        match line {
+            Some(line) => format!("{before}steps/yours/{step}/{file}:{line}"),
+            None => format!("{before}the reference's {file}, lent for this check"),
+        }
+    });
+    said.into_owned()
 }
 
 fn report(failure: &Failure, read: &str, out: &mut dyn Write) {

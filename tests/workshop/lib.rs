@@ -78,9 +78,9 @@ fn still_todo(text: &str, piece: &exercises::Piece) -> bool {
 }
 
 /// `files`, a learner's step `after.step`, with each piece of a stage after `after` that is
-/// still its `todo!()` replaced by the reference's body: what `just check` runs to judge stage
-/// `after` while later stages are still to write (after `StageId::before_first`, every piece).
-/// `None` when nothing is lent.
+/// still its `todo!()` replaced by the reference's body (after `StageId::before_first`, every
+/// piece): the tests' learner at a stage, and a skeleton filled. (`just check` lends every
+/// other stage's pieces: `lend_other_pieces`.) `None` when nothing is lent.
 pub fn lend_later_pieces(files: &Files, after: StageId) -> Option<Files> {
     let reference = reference(after.step);
     let mut lent = files.clone();
@@ -97,6 +97,139 @@ pub fn lend_later_pieces(files: &Files, after: StageId) -> Option<Files> {
         }
     }
     any.then_some(lent)
+}
+
+/// A learner's step with pieces of the reference's in it, for one check or one run.
+pub struct Lent {
+    pub files: Files,
+    /// The stages whose pieces are the reference's here, and were not already: the learner's
+    /// were still `todo!()`, or are written otherwise.
+    pub stages: Vec<StageId>,
+    /// The bodies lent, where they are in `files`: to say a line of these files as the line
+    /// of the learner's.
+    bodies: Vec<LentBody>,
+}
+
+/// A body lent: in `file`, lines `first..=last` of the lent text, which were `lines` lines in
+/// the learner's.
+struct LentBody {
+    file: String,
+    first: usize,
+    last: usize,
+    lines: usize,
+}
+
+impl Lent {
+    /// Line `line` of the lent `file` is this line of the learner's; None when it is in a body
+    /// lent, the reference's code.
+    pub fn learner_line(&self, file: &str, line: usize) -> Option<usize> {
+        let mut shift: isize = 0;
+        for body in self.bodies.iter().filter(|body| body.file == file) {
+            if (body.first..=body.last).contains(&line) {
+                return None;
+            }
+            if body.last < line {
+                shift += body.lines as isize - (body.last + 1 - body.first) as isize;
+            }
+        }
+        line.checked_add_signed(shift)
+    }
+}
+
+/// The lines `first..=last` of `fn function`'s body in `text`, counted from 1.
+fn body_lines(text: &str, function: &str) -> (usize, usize) {
+    let range = source::body(text, function).unwrap();
+    let first = 1 + text[..range.start].matches('\n').count();
+    (first, first + text[range].matches('\n').count())
+}
+
+/// `files`, a learner's step `stage.step`, with every piece of every other stage of the step
+/// the reference's: what `just check` runs to judge `stage`, so that a mistake fails the stage
+/// whose piece holds it, not the first stage that happens to run it.
+pub fn lend_other_pieces(files: &Files, stage: StageId) -> Lent {
+    lend_pieces(files, stage.step, |piece, _| piece.stage != stage)
+}
+
+/// `files`, a learner's step `step`, with each piece still `todo!()` the reference's: what
+/// `just yours` runs, so that a step can run before all its stages are written.
+pub fn lend_todo_pieces(files: &Files, step: u8) -> Lent {
+    lend_pieces(files, step, |piece, text| still_todo(text, piece))
+}
+
+/// `files` with the reference's body for each piece of step `step` that `wanted`, given the
+/// piece and the learner's text of its file, and that differs from the reference's.
+pub fn lend_pieces(
+    files: &Files,
+    step: u8,
+    wanted: impl Fn(&exercises::Piece, &str) -> bool,
+) -> Lent {
+    let reference = reference(step);
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let mut lent = Lent { files: files.clone(), stages: Vec::new(), bodies: Vec::new() };
+    let mut pieces = Vec::new();
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
+        let Some(text) = lent.files.get(piece.file) else { continue };
+        let Some(ours) = source::body(text, piece.function) else { continue };
+        let theirs = &reference[piece.file];
+        let body = &theirs[source::body(theirs, piece.function).unwrap()];
+        if !wanted(piece, text) || squeeze(&text[ours]) == squeeze(body) {
+            continue;
+        }
+        let text = source::replace_body(text, piece.function, body).unwrap();
+        lent.files.insert(piece.file.to_string(), text);
+        pieces.push(piece);
+        if !lent.stages.contains(&piece.stage) {
+            lent.stages.push(piece.stage);
+        }
+    }
+    lent.stages.sort();
+    for piece in pieces {
+        let (first, last) = body_lines(&lent.files[piece.file], piece.function);
+        let (theirs_first, theirs_last) = body_lines(&files[piece.file], piece.function);
+        let (file, lines) = (piece.file.to_string(), theirs_last + 1 - theirs_first);
+        lent.bodies.push(LentBody { file, first, last, lines });
+    }
+    lent
+}
+
+/// `4.1, 4.3, 4.4`: the stages a note names.
+pub fn stage_list(stages: &[StageId]) -> String {
+    stages.iter().map(StageId::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The file in a learner's step that says which skeleton it was made from (`just exercise`
+/// writes it): its pieces, one line each, `N.K FILE fn NAME(ARGS) -> RESULT`.
+pub const STAMP: &str = "skeleton-version";
+
+/// Step `step`'s skeleton version: a line for each piece, its stage, file and signature, as
+/// the reference has them today. A piece renamed, added, moved or given other arguments
+/// changes it; a body rewritten does not.
+pub fn stamp(step: u8) -> String {
+    let reference = reference(step);
+    let mut text = format!(
+        "# Made by `just exercise {step}`: the pieces of the skeleton your step {step} was made from. \
+         `just check` compares them with today's.\n"
+    );
+    for piece in PIECES.iter().filter(|piece| piece.stage.step == step) {
+        let theirs = &reference[piece.file];
+        let body = source::body(theirs, piece.function).unwrap();
+        let start = theirs[..body.start].rfind(&format!("fn {}", piece.function)).unwrap();
+        let signature = theirs[start..body.start].split_whitespace().collect::<Vec<_>>().join(" ");
+        text += &format!("{} {} {signature}\n", piece.stage, piece.file);
+    }
+    text
+}
+
+/// What changed between the skeleton a learner's step was made from (`theirs`, its stamp)
+/// and today's (`now`): a line for each piece gone, and each new, or with a new signature.
+pub fn stamp_changes(theirs: &str, now: &str) -> Vec<String> {
+    let pieces = |text: &str| -> Vec<String> {
+        text.lines().filter(|line| !line.starts_with('#')).map(str::to_string).collect()
+    };
+    let (theirs, now) = (pieces(theirs), pieces(now));
+    let gone = theirs.iter().filter(|line| !now.contains(line)).map(|line| format!("gone: {line}"));
+    let new = now.iter().filter(|line| !theirs.contains(line)).map(|line| format!("new:  {line}"));
+    gone.chain(new).collect()
 }
 
 /// The reference step, with `mistake` made in it.

@@ -3,6 +3,8 @@
 //!   workshop exercise N [--from-previous]   make steps/yours/stepN: step N's skeleton, or a
 //!                                           copy of your own step N-1
 //!   workshop check [N | N.K]                check your steps, stage by stage, in the safety net
+//!   workshop yours N                        build your step N, the reference's code standing
+//!                                           in for its pieces still todo!(): prints the program
 //!   workshop prepare                        build the crates your steps use, ahead of time
 //!   workshop doctor [--fix]                 is this machine ready? --fix clears leftovers
 //!
@@ -54,12 +56,26 @@ fn main() -> ExitCode {
         ["check"] => learner.check(None, out),
         ["check", what] => learner.check(Some(what), out),
         ["prepare"] => learner.prepare(out),
+        // The program that `just yours N` runs, on stdout; what it says, on stderr.
+        ["yours", step] => match step.parse() {
+            Ok(step @ 1..=5) => match learner.yours(step, &mut std::io::stderr()) {
+                Some(program) => {
+                    println!("{}", program.display());
+                    true
+                }
+                None => false,
+            },
+            _ => {
+                eprintln!("error: there is no step {step}: the steps are 1 to 5");
+                return ExitCode::from(2);
+            }
+        },
         // As the shell's doctor did: --fix if it comes first, the rest unread.
         ["doctor", rest @ ..] => return doctor::run(rest.first() == Some(&"--fix")),
         _ => {
             eprintln!(
-                "usage: workshop exercise N [--from-previous] | check [N | N.K] | prepare \
-                 | doctor [--fix]"
+                "usage: workshop exercise N [--from-previous] | check [N | N.K] | yours N \
+                 | prepare | doctor [--fix]"
             );
             return ExitCode::from(2);
         }
