@@ -273,18 +273,19 @@ fn without_root_the_checks_still_judge() {
         return;
     }
     rootfs_ready();
-    let mut runs: Vec<(StageId, PathBuf, &str)> = Vec::new();
+    // Each check, the verdict it must give, and what its report must say (a mistake's name).
+    let mut runs: Vec<(StageId, PathBuf, &str, &str)> = Vec::new();
     for stage in STAGES {
         let verdict = if stage.id.step == 5 { "- " } else { "✔ " };
-        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict));
+        runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict, ""));
     }
     let caught = MISTAKES.iter().filter(|mistake| !mistake.needs_root() && mistake.stage.step < 5);
     for mistake in caught {
         let program = variant(&mistake_name(mistake));
-        runs.push((mistake.stage, program, "✘ "));
+        runs.push((mistake.stage, program, "✘ ", mistake.says));
     }
     let checks: Vec<String> =
-        runs.iter().map(|(id, program, _)| format!("{id} {}", program.display())).collect();
+        runs.iter().map(|(id, program, ..)| format!("{id} {}", program.display())).collect();
     let scratch = common::scratch_dir("without-root");
     std::fs::create_dir_all(&scratch).unwrap();
     let host = HostState::now();
@@ -303,9 +304,14 @@ fn without_root_the_checks_still_judge() {
     let seen = String::from_utf8_lossy(&output.stdout).into_owned();
     let reports: Vec<&str> = seen.split(VERDICT).skip(1).collect();
     assert_eq!(reports.len(), runs.len(), "{seen}{}", String::from_utf8_lossy(&output.stderr));
-    for ((id, program, verdict), report) in runs.iter().zip(reports) {
+    for ((id, program, verdict, says), report) in runs.iter().zip(reports) {
         let wanted = format!("{verdict}{id} ");
-        assert!(report.starts_with(&wanted), "{}, without root:\n{report}", program.display());
+        let named = report.contains(says);
+        assert!(
+            report.starts_with(&wanted) && named,
+            "{}, without root:\n{report}",
+            program.display()
+        );
     }
     assert!(seen.contains("(all but --userns-remap, which is root's)"), "{seen}");
 }

@@ -611,6 +611,11 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
     // until it is unmounted: the same inode, 2, as any root, but another device.
     let script = format!("stat -c '%d:%i' / /..; {MOUNT_TABLE}");
     let ran = run(program, &["run", "sh", "-c", &script])?;
+    ran.expect(
+        ran.outcome.status == 0,
+        "exit status 0: the command ran",
+        "the container did not run its command: the error above says where it stopped",
+    )?;
     let mut lines = ran.output().lines();
     let (root, parent) = (lines.next(), lines.next());
     let rest: Vec<&str> = lines.collect();
@@ -776,13 +781,13 @@ fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
     // keeps its report open as its fd 3, and the runtime puts its socket there for init,
     // which closes it once ready: the shell lists its own, with no pipe of its own open
     // meanwhile (a pipeline's would show). Then init's, which must hold none of the caller's.
-    let inner = "ls /proc/\\$\\$/fd | tr '\\n' ' '; echo; ls /proc/1/fd | tr '\\n' ' '";
+    let inner = "ls /proc/\\$\\$/fd; echo init:; ls /proc/1/fd";
     let script = format!("exec 4</ 7</ 9</; exec \"$0\" run sh -c \"{inner}\"");
     let shown = format!("exec 4</ 7</ 9</; just yours 4 run sh -c \"{inner}\"");
     let ran = run_script(program, &shown, &script)?;
-    let mut lines = ran.output().lines();
-    let command: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    let init: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let (command, init) = ran.output().split_once("init:\n").unwrap_or((ran.output(), ""));
+    let command: Vec<&str> = command.lines().collect();
+    let init: Vec<&str> = init.lines().collect();
     let hint = if command == ["0", "1", "2", "4"] {
         "descriptor 4, the first above the runtime's socket (3), was left open: \
          close_range(4, ~0U, 0) closes from 4 on"
