@@ -454,10 +454,12 @@ fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- step 4
 
-/// A shell function for a check's script, run in the net: `container` lists the processes
+/// Shell functions for a check's script, run in the net: `container` lists the processes
 /// of PID namespaces other than the script's own, the container's, zombies left out (their
 /// namespace is gone); `started NAME` says whether one of them is NAME; `ended PID` whether
-/// PID, a child of the script, has ended (a zombie until `wait`).
+/// PID, a child of the script, has ended (a zombie until `wait`); `within N TEST` whether
+/// TEST holds within N tenths of a second. The runtime, a child of the script, is killed by
+/// its PID, and what is left of the container by theirs, after the verdict is printed.
 const CONTAINER_PROCESSES: &str = r#"ours=$(readlink /proc/self/ns/pid)
 container() {
     for p in /proc/[0-9]*; do
