@@ -392,3 +392,23 @@ fn files_that_init_reads_cannot_stall_it() {
         let _ = fs::remove_dir_all(Path::new(common::PROJECT).join(&rootfs));
     }
 }
+
+/// A call of another ABI, i386's through int 0x80, whose numbers mean other calls (its getpid
+/// is x86_64's writev): step 3 lets it run; steps 4 and 5 kill the process, SIGSYS, before a
+/// filter could read the number as its own (book: chapter 4, System calls). Stage 4.6 checks
+/// a learner's filter with it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_call_of_another_abi_is_killed() {
+    let line = format!("just step3 run --rootfs {} attacks other-abi", common::attack_rootfs());
+    let run = run_line(&line);
+    if run.status == 128 + 11 {
+        return; // SIGSEGV: this kernel has no i386 ABI (ia32_emulation=0), nothing to attack
+    }
+    assert_eq!(run.output, "i386 getpid: ran\n", "no attack to show:\n{}", run.transcript);
+    for step in DEFENDED {
+        let run = run_line(&for_step(&line, &step));
+        let killed = run.status == 128 + 31 && !run.output.contains("ran");
+        assert!(killed, "{} lets it through:\n{}", step.name, run.transcript);
+    }
+}

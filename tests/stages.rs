@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use common::{HostState, STEPS};
 use workshop::StageId;
 use workshop::checks::{Failure, STAGES, Stage};
-use workshop::exercises::{MISTAKES, Mistake, PIECES};
+use workshop::exercises::{MISTAKES, Mistake, PIECES, SEEN_ONLY_AS_ROOT};
 
 /// The reference program of the step of stage `id`.
 fn reference(id: StageId) -> &'static str {
@@ -220,6 +220,10 @@ fn every_stage_has_a_mistake_and_pieces() {
         );
     }
     assert!(PIECES.iter().all(|piece| STAGES.iter().any(|stage| stage.id == piece.stage)));
+    for (stage, what) in SEEN_ONLY_AS_ROOT {
+        let named = MISTAKES.iter().any(|m| m.stage == StageId::of(stage) && m.what == *what);
+        assert!(named, "SEEN_ONLY_AS_ROOT names no mistake of stage {stage}: {what}");
+    }
 }
 
 /// A learner's path, end to end: the skeleton, each todo!() filled with the reference's
@@ -470,9 +474,9 @@ const VERDICT: &str = "=== verdict\n";
 /// stage's safety net is a user namespace of theirs. Checked here as user `nobody`, by a copy
 /// of this test run as `nobody`: the reference passes every stage of steps 1 to 4 (2.4 and
 /// 4.3 but for the parts that need root, which they name), step 5's stages say they need
-/// root, and every mistake is still caught, and named, but those in the parts that need
-/// root: 4.3's (`--user`), and those `Mistake::caught_without_root` names (2.4's
-/// `--userns-remap`).
+/// root, and every mistake is still caught, and named, but those that only root sees
+/// (`--user`, `--userns-remap`, the devices that mknod makes), which `Mistake::needs_root`
+/// names.
 #[test]
 fn without_root_the_checks_still_judge() {
     if let Ok(checks) = std::env::var(CHECKS_AS_THE_LEARNER) {
@@ -494,7 +498,7 @@ fn without_root_the_checks_still_judge() {
         runs.push((stage.id, PathBuf::from(reference(stage.id)), verdict, ""));
     }
     let caught = MISTAKES.iter().filter(|mistake| {
-        mistake.caught_without_root() && mistake.applies_here() && mistake.stage.step < 5
+        !mistake.needs_root() && mistake.applies_here() && mistake.stage.step < 5
     });
     for mistake in caught {
         let program = variant(&mistake_name(mistake));

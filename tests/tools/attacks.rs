@@ -14,6 +14,9 @@
 //!   attacks syscalls       try system calls that Docker's default profile refuses, with
 //!                          arguments that make each harmless, and print how each ended
 //!   attacks thread         start a thread, as threaded programs do (clone3, then clone)
+//!   attacks other-abi      on x86_64, make a system call of another ABI, i386's (int 0x80):
+//!                          getpid there, whose number 20 is writev's on x86_64; a filter that
+//!                          reads the number without the architecture lets it through
 
 use std::ffi::{c_int, c_long, c_ulong};
 
@@ -117,6 +120,28 @@ fn syscalls() {
     }
 }
 
+/// i386's getpid, through int 0x80: "ran" if the kernel answered it.
+#[cfg(target_arch = "x86_64")]
+fn other_abi() {
+    let pid: i32;
+    // SAFETY: i386's getpid takes no argument and changes nothing; the kernel may clobber
+    // r8 to r11 on this path, which are marked so.
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inlateout("eax") 20 => pid,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            options(nostack)
+        );
+    }
+    println!("i386 getpid: {}", if pid > 0 { "ran" } else { "refused" });
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn other_abi() {
+    println!("no other ABI here");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -137,13 +162,15 @@ fn main() {
             println!("line discipline {discipline}, mode {mode:o}, owner {}", terminal.uid());
         }
         ["syscalls"] => syscalls(),
+        ["other-abi"] => other_abi(),
         ["thread"] => {
             let thread = std::thread::spawn(|| "a thread ran");
             println!("{}", thread.join().unwrap());
         }
         _ => {
             eprintln!(
-                "usage: attacks tiocsti TEXT | tiocsti64 TEXT | tiocsetd | getd | syscalls | thread"
+                "usage: attacks tiocsti TEXT | tiocsti64 TEXT | tiocsetd | getd | syscalls | thread \
+                 | other-abi"
             );
             std::process::exit(2);
         }

@@ -689,6 +689,38 @@ fn pivot_into_rootfs(program: &Path) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- step 4
 
+/// Shell functions for a check's script, run in the net: `container` lists the processes
+/// of PID namespaces other than the script's own, the container's, zombies left out (their
+/// namespace is gone); `started NAME` says whether one of them is NAME; `ended PID` whether
+/// PID, a child of the script, has ended (a zombie until `wait`); `within N TEST` whether
+/// TEST holds within N tenths of a second. The runtime, a child of the script, is killed by
+/// its PID, and what is left of the container by theirs, after the verdict is printed.
+const CONTAINER_PROCESSES: &str = r#"ours=$(readlink /proc/self/ns/pid)
+container() {
+    for p in /proc/[0-9]*; do
+        ns=$(readlink "$p/ns/pid" 2>/dev/null) && [ "$ns" != "$ours" ] && echo "${p#/proc/}"
+    done
+}
+started() {
+    for p in $(container); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && return 0; done
+    return 1
+}
+ended() {
+    state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)
+    [ -z "$state" ] || [ "$state" = Z ]
+}
+# within N TEST: whether TEST holds within N tenths of a second.
+within() { i=0; until eval "$2" || [ $i -ge "$1" ]; do sleep 0.1; i=$((i + 1)); done; eval "$2"; }
+"#;
+
+/// `script`, after CONTAINER_PROCESSES, run by `sh` in the net with the program as `$0`;
+/// `shown` is how a learner would do it by hand.
+fn run_script(program: &Path, shown: &str, script: &str) -> Result<Ran, Failure> {
+    let script = format!("{CONTAINER_PROCESSES}{script}");
+    let step = program.to_string_lossy();
+    run_shown(shown.to_string(), Path::new("sh"), &["-c", &script, &step])
+}
+
 const INIT_IS_PID_1: Stage = Stage {
     id: StageId::of("4.1"),
     name: "our init is PID 1",
@@ -710,6 +742,13 @@ fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
         "exit status 137: the command, PID 2, is killed by SIGKILL",
         "init must exit with the command's status, 128 + N for signal N",
     )?;
+    let ran = run(program, &["run", "no-such-command"])?;
+    ran.expect(
+        ran.outcome.status == 127,
+        "exit status 127: the command's process could not exec it",
+        "the command's process (start_command's child) must exit with the status that \
+         become_command returns, 127 for a command not found, and never return into init",
+    )?;
     let ran = run(
         program,
         &["run", "sh", "-c", "sh -c 'sleep 0.1 &'; sleep 0.5; ps -o stat | grep -c ^Z"],
@@ -720,8 +759,79 @@ fn init_is_pid_1(program: &Path) -> Result<(), Failure> {
         "init must reap every child that ends, orphans too: it learns that one ended from \
          SIGCHLD, which it blocks and reads from its signalfd, then calls waitpid(-1, WNOHANG) \
          until none is left",
+    )?;
+    signals_reach_the_command(program)?;
+    the_container_dies_with_its_runtime(program)
+}
+
+/// A SIGTERM sent to the runtime, as `docker stop` sends one, reaches the command, whose trap
+/// then ends it with a status of its own.
+fn signals_reach_the_command(program: &Path) -> Result<(), Failure> {
+    let script = r#""$0" run sh -c 'trap "echo got TERM; exit 7" TERM; sleep 30 & wait' &
+runtime=$!
+within 50 'started sleep'
+kill -TERM $runtime
+within 30 "ended $runtime" || { echo "still running 3 s after SIGTERM"; kill -KILL $runtime; }
+wait $runtime
+echo "exit status $?"
+left=$(container); [ -z "$left" ] || kill -KILL $left
+"#;
+    let shown = "just yours 4 run sh -c 'trap \"echo got TERM; exit 7\" TERM; sleep 30 & wait' & \
+                 sleep 1; kill -TERM $!";
+    let ran = run_script(program, shown, script)?;
+    ran.expect(
+        ran.output().starts_with("got TERM\n") && ran.output().ends_with("exit status 7\n"),
+        "got TERM, then exit status 7: the command's trap ran, and its status came back",
+        "SIGTERM sent to the runtime did not reach the command: init must block the FORWARDED \
+         signals (block_signals), read each from its signalfd and pass each on to the command \
+         (supervise)",
     )
 }
+
+/// The runtime killed by SIGKILL, which it cannot pass on, as the chapter's Check your work
+/// does: the container must end with it, even a command that ignores SIGTERM.
+fn the_container_dies_with_its_runtime(program: &Path) -> Result<(), Failure> {
+    let script = r#""$0" run sh -c 'trap "" TERM INT HUP; sleep 30' &
+runtime=$!
+within 50 'started sleep'
+kill -KILL $runtime
+wait $runtime 2>/dev/null
+if within 20 '[ -z "$(container)" ]'; then
+    echo "the container ended"
+else
+    left=$(container)
+    echo "still running 2 s after the runtime was killed:" $(cat $(printf '/proc/%s/comm ' $left))
+    kill -KILL $left
+fi
+"#;
+    let shown = "just yours 4 run sh -c 'trap \"\" TERM INT HUP; sleep 30' & sleep 1; kill -9 $!";
+    let ran = run_script(program, shown, script)?;
+    ran.expect(
+        ran.output().lines().any(|line| line == "the container ended"),
+        "the container ended: it dies with its runtime",
+        "the container lived on without its runtime: die_with_runtime must ask the kernel for \
+         SIGKILL when the runtime dies, prctl(PR_SET_PDEATHSIG, SIGKILL) (a signal that init \
+         blocks, or the command ignores, lets the container live on)",
+    )
+}
+
+/// The mounts of a container, as `awk '{ print $5, $6 }' /proc/self/mountinfo` lists them:
+/// (mount point, options), the last at a point on top.
+fn mounts(lines: &str) -> Vec<(&str, &str)> {
+    lines.lines().filter_map(|line| line.split_once(' ')).collect()
+}
+
+/// The options of the mount on top at `point`, if one is there.
+fn options_at<'a>(mounts: &[(&str, &'a str)], point: &str) -> Option<&'a str> {
+    mounts.iter().rev().find(|(at, _)| *at == point).map(|(_, options)| *options)
+}
+
+fn read_only(options: Option<&str>) -> bool {
+    options.is_some_and(|options| options == "ro" || options.starts_with("ro,"))
+}
+
+/// Where a container's mounts may be: its root, and its own filesystems below it.
+const OWN_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
 
 const FILESYSTEMS_OF_ITS_OWN: Stage = Stage {
     id: StageId::of("4.2"),
@@ -732,11 +842,67 @@ const FILESYSTEMS_OF_ITS_OWN: Stage = Stage {
 };
 
 fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
-    let ran = run(program, &["run", "ls", "-A", "/oldrootfs"])?;
+    // The old root, stacked over the new one by pivot_root(".", "."), is what `/..` leads to
+    // until it is unmounted: the same inode, 2, as any root, but another device.
+    // The mounts at / and outside the container's own filesystems, and /sys's and
+    // /proc/sys's: a few lines, where the host's whole table would be dozens.
+    let script = "stat -c '%d:%i' / /..; awk '$5 !~ \"^/(proc|sys|dev|tmp)/\" || \
+                  $5 == \"/proc/sys\" { print $5, $6 }' /proc/self/mountinfo";
+    let ran = run(program, &["run", "sh", "-c", script])?;
     ran.expect(
-        ran.outcome.status == 0 && ran.output().is_empty(),
-        "nothing at /oldrootfs",
-        "the old root must go: pivot_root(\".\", \".\"), then umount2(\".\", MNT_DETACH)",
+        ran.outcome.status == 0,
+        "exit status 0: the command ran",
+        "the container did not run its command: the error above says where it stopped",
+    )?;
+    let mut lines = ran.output().lines();
+    let (root, parent) = (lines.next(), lines.next());
+    let rest: Vec<&str> = lines.collect();
+    let rest = rest.join("\n");
+    let table = mounts(&rest);
+    let foreign: Vec<&str> = table
+        .iter()
+        .map(|(point, _)| *point)
+        .filter(|point| {
+            *point != "/"
+                && !OWN_MOUNTS.iter().any(|own| {
+                    point == own || point.strip_prefix(own).is_some_and(|p| p.starts_with('/'))
+                })
+        })
+        .collect();
+    let at_root = table.iter().filter(|(point, _)| *point == "/").count();
+    ran.expect(
+        ran.outcome.status == 0
+            && root.is_some()
+            && root == parent
+            && at_root == 1
+            && foreign.is_empty(),
+        "/.. the same (device, inode) as /, one mount at /, and none but at /, /proc, /sys, \
+         /dev and /tmp: nothing of the host's",
+        &format!(
+            "the host's tree is still in the container ({} mounts at /, and {}): after \
+             pivot_root(\".\", \".\"), the old root is stacked over the new one, and /.. leads \
+             to it until umount2(\".\", MNT_DETACH) takes it away",
+            at_root,
+            match foreign.is_empty() {
+                true => "no other mount point".to_string(),
+                false => format!("host mount points such as {}", foreign[0]),
+            }
+        ),
+    )?;
+    ran.expect(
+        read_only(options_at(&table, "/sys")),
+        "/sys mounted ro: its mount's options start with ro",
+        "/sys is mounted read-write: mount sysfs with MS_RDONLY, else root in the container \
+         may write the host's kernel and device settings there",
+    )?;
+    // Its mount's options, not a write: without root, the kernel refuses most writes there
+    // anyway, read-only or not (their files are the host's root's, whom the net does not map).
+    ran.expect(
+        read_only(options_at(&table, "/proc/sys")),
+        "/proc/sys mounted ro: its mount's options start with ro",
+        "/proc/sys is writable in the container: mount_filesystems must end with \
+         protect_host_paths, whose make_read_only binds each host-wide part of /proc on \
+         itself, then remounted MS_RDONLY",
     )?;
     let ran = run(program, &["run", "ps", "-o", "pid,comm"])?;
     ran.expect(
@@ -744,27 +910,20 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
         "three lines: the header, init and ps, the container's processes alone",
         "mount a new proc on /proc, in the container's PID namespace",
     )?;
-    // Its mount's options, not a write: without root, the kernel refuses most writes there
-    // anyway, read-only or not (their files are the host's root's, whom the net does not map).
-    let script = "awk '$5 == \"/proc/sys\" { print $6 }' /proc/self/mountinfo";
-    let ran = run(program, &["run", "sh", "-c", script])?;
+    let devices = ["null", "zero", "full", "random", "urandom", "tty"];
+    let script = format!("ls /dev; cd /dev && stat -c '%a %n' {}", devices.join(" "));
+    let ran = run(program, &["run", "sh", "-c", &script])?;
+    let listed = ["pts", "shm"].iter().chain(&devices);
     ran.expect(
-        ran.output().starts_with("ro,") || ran.output() == "ro\n",
-        "ro: /proc/sys mounted read-only",
-        "/proc/sys is writable in the container: make the host-wide parts of /proc read-only",
-    )?;
-    let ran = run(program, &["run", "touch", "/sys/kernel/x"])?;
-    ran.expect(
-        ran.outcome.status != 0,
-        "the write refused: /sys is read-only",
-        "mount /sys read-only",
-    )?;
-    let ran = run(program, &["run", "ls", "/dev"])?;
-    let devices = ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm"];
-    ran.expect(
-        devices.iter().all(|device| ran.output().lines().any(|line| line == *device)),
-        &format!("/dev holds {}", devices.join(" ")),
+        listed.clone().all(|device| ran.output().lines().any(|line| line == *device)),
+        &format!("/dev holds {}", listed.copied().collect::<Vec<_>>().join(" ")),
         "/dev is a tmpfs with the six devices (mknod) and /dev/pts and /dev/shm mounted",
+    )?;
+    ran.expect(
+        devices.iter().all(|device| ran.output().lines().any(|l| l == format!("666 {device}"))),
+        "666 for each device: readable and writable by every user",
+        "the devices must be made mode 0666 whatever the caller's umask: set the umask to 0 \
+         around mknod (make_devices)",
     )
 }
 
@@ -779,39 +938,71 @@ const FEWER_PRIVILEGES: Stage = Stage {
 fn fewer_privileges(program: &Path) -> Result<(), Failure> {
     let ran = run(program, &["run", "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/self/status"])?;
     ran.expect(
-        field(ran.output(), "CapBnd:") == Some("00000000a00425fb"),
-        "CapBnd 00000000a00425fb: Docker's default capabilities but CAP_MKNOD",
-        "drop from the bounding set every capability but the 13 kept",
-    )?;
-    ran.expect(
         field(ran.output(), "NoNewPrivs:") == Some("1"),
         "NoNewPrivs 1",
-        "set no_new_privs, last before exec",
+        "set no_new_privs, last before exec (restrict): without it, the kernel refuses the \
+         seccomp filter to a command without CAP_SYS_ADMIN, and a set-user-ID program could \
+         gain back what was dropped",
     )?;
-    // Without root, the net maps one ID, root: no user 1000 to switch to.
-    if !rootless() {
-        let ran = run(
-            program,
-            &["run", "--user", "learner", "sh", "-c", "id -u; grep CapEff /proc/self/status"],
-        )?;
-        let hint = if ran.output().contains("cannot drop") {
-            "the capabilities must go before the user changes: setuid(2) gives up CAP_SETPCAP, \
-             which dropping them needs (chapter 4, Part 3)"
-        } else {
-            "switch to --user: setgroups, setgid, then setuid"
-        };
-        ran.expect(
-            ran.output().starts_with("1000\n")
-                && field(ran.output(), "CapEff:") == Some("0000000000000000"),
-            "uid 1000, and no capability",
-            hint,
-        )?;
-    }
-    let ran = run(program, &["run", "sh", "-c", "ulimit -n"])?;
     ran.expect(
-        ran.output() == "1024\n",
-        "1024 open files at most",
-        "set the default rlimits: nofile=1024:4096",
+        field(ran.output(), "CapBnd:") == Some("00000000a00425fb"),
+        "CapBnd 00000000a00425fb: Docker's default capabilities but CAP_MKNOD",
+        "drop from the bounding set every capability but the 13 kept: PR_CAPBSET_DROP, \
+         CapSet::Bounding (the effective set alone comes back at the next exec)",
+    )?;
+    // Without root, the net maps one ID, root: no user 1000 to switch to, no group to keep.
+    if !rootless() {
+        user_switched(program)?;
+    }
+    // From a caller whose limits are not the defaults: the command's must be the defaults.
+    let script = r#"ulimit -S -n 512 && exec "$0" run sh -c 'ulimit -n; ulimit -H -n'"#;
+    let shown = "ulimit -S -n 512; just yours 4 run sh -c 'ulimit -n; ulimit -H -n'";
+    let ran = run_script(program, shown, script)?;
+    ran.expect(
+        ran.output() == "1024\n4096\n",
+        "1024, then 4096: at most 1024 open files, 4096 if the command asks, whatever the \
+         caller's limits",
+        "set the default rlimits, nofile=1024:4096, first (set_resource_limits, in restrict)",
+    )
+}
+
+/// `--user learner`, run by a caller that has supplementary groups, as root often has (sudo
+/// gives its own): the command has the user's IDs, and nothing of the caller's.
+fn user_switched(program: &Path) -> Result<(), Failure> {
+    let step = program.to_string_lossy();
+    let script = "id -u; id -g; grep -E '^(Groups|CapEff)' /proc/self/status";
+    let args = ["--groups", "4,24", &step, "run", "--user", "learner", "sh", "-c", script];
+    let shown = format!(
+        "setpriv --groups 4,24 just yours 4 run --user learner sh -c {}",
+        common::shell_words(&[script])
+    );
+    let ran = run_shown(shown, Path::new("setpriv"), &args)?;
+    let hint = if ran.output().contains("cannot drop") {
+        "the capabilities must go before the user changes: setuid(2) gives up CAP_SETPCAP, \
+         which dropping them needs (chapter 4, Part 3)"
+    } else {
+        "switch to --user: setgroups, setgid, then setuid, in that order (setuid gives up the \
+         right to change the others)"
+    };
+    let mut lines = ran.output().lines();
+    let (uid, gid) = (lines.next(), lines.next());
+    ran.expect(ran.outcome.status == 0 && uid == Some("1000"), "uid 1000", hint)?;
+    ran.expect(
+        gid == Some("1000"),
+        "gid 1000, the user's group",
+        "the command's group is not the user's: setgid(2) to it, before setuid(2)",
+    )?;
+    ran.expect(
+        field(ran.output(), "Groups:") == Some(""),
+        "no supplementary group: Groups empty",
+        "the command kept the caller's supplementary groups (here 4 and 24): clear them with \
+         setgroups([]) before setgid and setuid",
+    )?;
+    ran.expect(
+        field(ran.output(), "CapEff:") == Some("0000000000000000"),
+        "no capability: CapEff 0",
+        "a user other than root keeps no capability: setuid(2) from root clears them, if the \
+         capabilities were dropped first and no ambient one is left",
     )
 }
 
@@ -824,21 +1015,48 @@ const NOTHING_OF_THE_CALLERS: Stage = Stage {
 };
 
 fn nothing_of_the_callers(program: &Path) -> Result<(), Failure> {
-    // The safety net keeps its report open as its fd 3, and the runtime puts its socket there
-    // for init, which closes it once ready: the shell lists its own, with no pipe of its own
-    // open meanwhile (a pipeline's would show).
-    let ran = run(program, &["run", "sh", "-c", "ls /proc/$$/fd; true"])?;
+    // The caller holds 4, 7 and 9 open, as a shell's `exec 7</tmp` would. The safety net
+    // keeps its report open as its fd 3, and the runtime puts its socket there for init,
+    // which closes it once ready: the shell lists its own, with no pipe of its own open
+    // meanwhile (a pipeline's would show). Then init's, which must hold none of the caller's.
+    let inner = "ls /proc/\\$\\$/fd; echo init:; ls /proc/1/fd";
+    let script = format!("exec 4</ 7</ 9</; exec \"$0\" run sh -c \"{inner}\"");
+    let shown = format!("exec 4</ 7</ 9</; just yours 4 run sh -c \"{inner}\"");
+    let ran = run_script(program, &shown, &script)?;
+    let (command, init) = ran.output().split_once("init:\n").unwrap_or((ran.output(), ""));
+    let command: Vec<&str> = command.lines().collect();
+    let init: Vec<&str> = init.lines().collect();
+    let hint = if command == ["0", "1", "2", "4"] {
+        "descriptor 4, the first above the runtime's socket (3), was left open: \
+         close_range(4, ~0U, 0) closes from 4 on"
+    } else {
+        "the caller's descriptors reached the command: init must close every descriptor above \
+         3 before anything else, with close_range(2)"
+    };
     ran.expect(
-        ran.output() == "0\n1\n2\n",
+        command == ["0", "1", "2"],
         "0 1 2: the command's own descriptors, none of the caller's",
-        "init must close every descriptor above 3 before anything else, with close_range(2)",
+        hint,
+    )?;
+    ran.expect(
+        !init.iter().any(|fd| ["7", "9"].contains(fd)),
+        "none of the caller's descriptors, 7 and 9, in init's /proc/1/fd",
+        "init still holds the caller's descriptors: close_range must close them (flags 0), not \
+         mark them close-on-exec, for init itself never execs again",
     )?;
     let ran = run(program, &["run", "sh", "-c", "cut -d' ' -f5,6 /proc/$$/stat"])?;
+    let hint = if ran.output() == "1 0\n" {
+        "a process group of the container's own, in the caller's session (0: outside the \
+         container), as setpgid makes: only setsid() makes a session too, which a terminal \
+         of its own needs"
+    } else {
+        "0 means a process group or session outside the container, the caller's, which \
+         kill(0) in the container would signal whole: the new process must setsid() first"
+    };
     ran.expect(
         ran.output() == "1 1\n",
         "1 1: the command is in init's process group and session, the container's own",
-        "0 means a process group or session outside the container, the caller's, which \
-         kill(0) in the container would signal whole: the new process must setsid() first",
+        hint,
     )
 }
 
@@ -851,13 +1069,6 @@ const HOST_PATHS_AND_LAYER: Stage = Stage {
 };
 
 fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
-    let script = "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l";
-    let ran = run(program, &["run", "sh", "-c", script])?;
-    ran.expect(
-        ran.output() == "0\n0\n",
-        "0 and 0: /proc/timer_list and /sys/firmware hidden, empty",
-        "hide each of MASKED that exists: a read-only tmpfs on a directory, /dev/null on a file",
-    )?;
     let name = format!("stage-4-5-{}", std::process::id());
     let host_copy = Path::new(common::PROJECT).join("rootfs/root").join(&name);
     let script = format!("echo written > /root/{name} && cat /root/{name}");
@@ -867,7 +1078,46 @@ fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
         ran.outcome.status == 0 && ran.output() == "written\n" && !written_on_the_host,
         &format!("written: the file made in the container, and none in rootfs/root/{name}"),
         "the container must write to a layer over rootfs/, never to rootfs/ itself: \
-         overlayfs with the rootfs as its lower layer and a tmpfs for its upper one",
+         overlayfs with the rootfs as its lower layer (/proc/self/fd/N, opened before the \
+         tmpfs covers its path) and a tmpfs for its upper one",
+    )?;
+    // And the mounts of the paths hidden or read-only: a few lines of the mount table.
+    let script = "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l; \
+                  awk '$5 ~ \"^/(sys/firmware|proc/(bus|fs|irq|sys))$\" { print $5, $6 }' \
+                  /proc/self/mountinfo";
+    let ran = run(program, &["run", "sh", "-c", script])?;
+    let mut lines = ran.output().lines();
+    let (timers, firmware) = (lines.next(), lines.next());
+    ran.expect(
+        timers == Some("0") && firmware == Some("0"),
+        "0 and 0: /proc/timer_list and /sys/firmware hidden, empty",
+        "hide each of MASKED that exists: a read-only tmpfs on a directory, /dev/null on a file",
+    )?;
+    let rest: Vec<&str> = lines.collect();
+    let rest = rest.join("\n");
+    let table = mounts(&rest);
+    ran.expect(
+        read_only(options_at(&table, "/sys/firmware")),
+        "/sys/firmware's tmpfs mounted ro",
+        "the masked directories are writable: hide them under a read-only tmpfs, MS_RDONLY, \
+         else the container may write there (touch /sys/firmware/x)",
+    )?;
+    let writable: Vec<&str> = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"]
+        .into_iter()
+        .filter(|point| options_at(&table, point).is_some_and(|o| !read_only(Some(o))))
+        .collect();
+    ran.expect(
+        writable.is_empty() && options_at(&table, "/proc/sys").is_some(),
+        "/proc/sys, and each of /proc/bus, /proc/fs and /proc/irq there is, mounted ro",
+        "make_read_only each of READ_ONLY that exists: the host-wide parts of /proc",
+    )?;
+    let fill = "dd if=/dev/zero of=/root/big bs=64k count=32 2>/dev/null && echo all written";
+    let ran = run(program, &["run", "--tmpfs-size", "1m", "sh", "-c", fill])?;
+    ran.expect(
+        !ran.output().contains("all written"),
+        "2 MiB not written: the layer holds --tmpfs-size 1m at most",
+        "the layer's tmpfs must hold --tmpfs-size at most: mount it with size=… (tmpfs_size), \
+         or a container fills the host's memory",
     )
 }
 
@@ -881,6 +1131,14 @@ const SYSTEM_CALLS_REFUSED: Stage = Stage {
 
 fn system_calls_refused(program: &Path) -> Result<(), Failure> {
     let rootfs = common::attack_rootfs();
+    let ran = run(program, &["run", "sh", "-c", "cat /etc/passwd > /dev/null && ls / | wc -l"])?;
+    ran.expect(
+        ran.outcome.status == 0 && !ran.output().contains("denied"),
+        "an ordinary command runs: the calls Docker allows are allowed",
+        "a call that Docker allows was refused: each of allowed_ranges' ranges allows its \
+         first and last calls (BPF_JGE first, BPF_JGT last), and the verdicts it jumps to are \
+         EPERM, then allow",
+    )?;
     let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "syscalls"])?;
     let refused = |line: &str| {
         let expected = if line.starts_with("clone3:") { ": ENOSYS" } else { ": EPERM" };
@@ -897,7 +1155,38 @@ fn system_calls_refused(program: &Path) -> Result<(), Failure> {
         ran.output() == "a thread ran\n",
         "a thread ran: programs with threads still work",
         "clone3 must fail with ENOSYS, not EPERM, for glibc to start threads with clone",
-    )
+    )?;
+    // Not on a terminal: an ioctl the filter lets through fails ENOTTY, one it refuses EPERM.
+    let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "tiocsti", "x"])?;
+    ran.expect(
+        ran.output() == "TIOCSTI: EPERM\n",
+        "TIOCSTI: EPERM, refused by the filter",
+        "ioctl must be checked: TIOCSTI and TIOCLINUX refused (not_a_typing_request), as \
+         they type into the caller's terminal",
+    )?;
+    // On a terminal, which script(1) gives the run: ioctls but TIOCSTI and TIOCLINUX work.
+    let step = program.to_string_lossy();
+    let shown = "script -qec 'just yours 4 run tty' /dev/null".to_string();
+    let command = format!("{step} run tty");
+    let ran = run_shown(shown, Path::new("script"), &["-qec", &command, "/dev/null"])?;
+    ran.expect(
+        ran.output().lines().any(|line| line.trim_end().ends_with("/dev/pts/0")),
+        "/dev/pts/0: tty finds its terminal, as the ioctls Docker allows are allowed",
+        "an ioctl that Docker allows was refused (tty asks TCGETS): ioctl must go through its \
+         own check, not_a_typing_request, which refuses TIOCSTI and TIOCLINUX alone",
+    )?;
+    if cfg!(target_arch = "x86_64") {
+        let ran = run(program, &["run", "--rootfs", rootfs, "attacks", "other-abi"])?;
+        ran.expect(
+            // 139, SIGSEGV: a kernel without the i386 ABI (ia32_emulation=0) runs no such call.
+            [128 + 31, 128 + 11].contains(&ran.outcome.status) && !ran.output().contains("ran"),
+            "exit status 159: the call of another ABI killed by SIGSYS",
+            "a call of another ABI (i386's, int 0x80) ran: the filter must first check the \
+             architecture, seccomp_data.arch, and kill a call of any other, whose numbers mean \
+             other calls",
+        )?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- step 5
@@ -915,21 +1204,32 @@ const STREAMS_OF_ITS_OWN: Stage = Stage {
 
 fn streams_of_its_own(program: &Path) -> Result<(), Failure> {
     let step = program.to_string_lossy();
-    // Output redirected to a file: the container writes to a pipe of the runtime's, which
-    // copies it there, never to the caller's file itself.
+    // Each stream redirected: the container's are pipes of the runtime's, which copies them,
+    // never the caller's files themselves.
     let file = common::scratch_dir("stage-4-7");
+    let inner = "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done";
     let script = format!(
-        "\"$0\" run sh -c 'readlink /proc/self/fd/1' > {out}; cat {out}; rm -f {out}",
+        "\"$0\" run sh -c '{inner}' < /dev/null > {out} 2> {out}.err; cat {out} {out}.err; \
+         rm -f {out} {out}.err",
         out = file.display()
     );
-    let shown = format!("just yours 4 run sh -c 'readlink /proc/self/fd/1' > {}", file.display());
+    let shown = format!(
+        "just yours 4 run sh -c '{inner}' < /dev/null > {out} 2> {out}.err",
+        out = file.display()
+    );
     let ran = run_shown(shown, Path::new("sh"), &["-c", &script, &step])?;
-    ran.expect(
-        ran.outcome.status == 0 && ran.output().starts_with("pipe:["),
-        "pipe:[…]: the container's stdout is a pipe of the runtime's, not the caller's own file",
-        "the new process must dup2 the runtime's pipes onto 0, 1 and 2 before it execs init \
-         (hand_over): else the container writes to the caller's own files",
-    )?;
+    let links: Vec<&str> = ran.output().lines().collect();
+    for (fd, stream) in ["stdin", "stdout", "stderr"].into_iter().enumerate() {
+        ran.expect(
+            ran.outcome.status == 0 && links.get(fd).is_some_and(|l| l.starts_with("pipe:[")),
+            "pipe:[…] three times: the container's streams are pipes of the runtime's, not the \
+             caller's own files",
+            &format!(
+                "the container's {stream} is the caller's own file: the new process must dup2 \
+                 the runtime's pipes onto 0, 1 and 2 before it execs init (hand_over)"
+            ),
+        )?;
+    }
     let shown = "echo relayed | just yours 4 run cat".to_string();
     let ran = run_shown(shown, Path::new("sh"), &["-c", "echo relayed | \"$0\" run cat", &step])?;
     ran.expect(
@@ -937,16 +1237,25 @@ fn streams_of_its_own(program: &Path) -> Result<(), Failure> {
         "relayed: stdin copied in, stdout copied out, the end of the input passed on",
         "the runtime relays each pipe, and closes the container's stdin at the end of its own",
     )?;
-    // On a terminal (script(1) gives the run one): the container's own, in its /dev/pts.
-    let shown = "script -qec 'just yours 4 run tty' /dev/null".to_string();
-    let command = format!("{step} run tty");
+    // On a terminal (script(1) gives the run one): the container's own, in its /dev/pts, and
+    // its controlling terminal, which /dev/tty opens.
+    let inner = "tty; : < /dev/tty && echo controlling";
+    let shown = format!("script -qec \"just yours 4 run sh -c '{inner}'\" /dev/null");
+    let command = format!("{step} run sh -c '{inner}'");
     let ran = run_shown(shown, Path::new("script"), &["-qec", &command, "/dev/null"])?;
+    // (script(1) writes \r\n, and ends its input with a key that the terminal echoes: ^@ or ^D.)
+    let said = |what: &str| ran.output().lines().any(|line| line.trim_end().ends_with(what));
     ran.expect(
-        // (script(1) ends its input with a key that the terminal echoes: ^@ or ^D.)
-        ran.outcome.status == 0 && ran.output().trim_end().ends_with("/dev/pts/0"),
+        said("/dev/pts/0"),
         "/dev/pts/0: a terminal of its own, the first of the container's devpts",
         "when a stream is on the caller's terminal, init makes a terminal of its own \
          (make_console) and puts it there",
+    )?;
+    ran.expect(
+        said("controlling"),
+        "controlling: /dev/tty opens the container's terminal",
+        "the container's terminal must be init's controlling terminal, ioctl TIOCSCTTY: else \
+         /dev/tty opens nothing, and Ctrl-C and Ctrl-Z reach no one",
     )
 }
 
