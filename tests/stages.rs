@@ -320,6 +320,42 @@ fn a_mistake_fails_the_stage_whose_piece_holds_it() {
     std::fs::remove_dir_all(&seat).unwrap();
 }
 
+/// The unit tests that the skeleton keeps are part of `just check`, for the stage whose pieces
+/// they test: a learner's step 4 whose filter answers EPERM, not ENOSYS, to a call newer than
+/// the filter (which no program in the net makes) fails 4.6 at the unit test that says so;
+/// the reference's passes.
+#[test]
+fn a_stages_unit_tests_are_part_of_its_check() {
+    rootfs_ready();
+    let (learner, seat) = seat_with_exercise("unit-tests", 4);
+    let dir = learner.yours.join("step4");
+    let newer_refused = Mistake {
+        stage: StageId::of("4.6"),
+        what: "calls newer than the filter refused with EPERM, as unknown ones",
+        file: "seccomp.rs",
+        function: "docker_profile",
+        from: "    program.extend(newer_than_the_filter());\n",
+        to: "",
+        says: "calls_newer_than_the_filter_are_unknown",
+    };
+    let check_4_6 = |files: &workshop::Files| {
+        workshop::write(&dir, files);
+        let host = HostState::now();
+        let mut out = Vec::new();
+        let green = learner.check(Some("4.6"), &mut out);
+        host.assert_unchanged("the learner's stage 4.6");
+        (green, String::from_utf8(out).unwrap())
+    };
+    let (green, out) = check_4_6(&workshop::with_mistake(&newer_refused));
+    assert!(!green, "{out}");
+    let ran = "✘ 4.6 the system calls Docker refuses, refused\n    ran:      cargo test --bin step4 \
+               seccomp::tests::\n";
+    assert!(out.contains(ran) && out.contains(newer_refused.says), "{out}");
+    let (green, out) = check_4_6(&workshop::reference(4));
+    assert!(green && out.starts_with("✔ 4.6 "), "{out}");
+    std::fs::remove_dir_all(&seat).unwrap();
+}
+
 /// `just yours 4` with only stage 4.1 written runs the learner's step (as Part 1's Check
 /// your work needs): the reference's code stands in for the stages still `todo!()`, and one
 /// line says which.
@@ -486,7 +522,13 @@ fn without_root_the_checks_still_judge() {
             let id: StageId = id.parse().unwrap();
             let stage = STAGES.iter().find(|stage| stage.id == id).unwrap();
             print!("{VERDICT}");
-            workshop::learner::check_stage(stage, Path::new(program), None, &mut std::io::stdout());
+            workshop::learner::check_stage(
+                stage,
+                Path::new(program),
+                None,
+                None,
+                &mut std::io::stdout(),
+            );
         }
         return;
     }

@@ -830,6 +830,20 @@ fn read_only(options: Option<&str>) -> bool {
     options.is_some_and(|options| options == "ro" || options.starts_with("ro,"))
 }
 
+/// The mounts of `points` in `table` that lack one of `flags` (nosuid, nodev, noexec: as
+/// mountinfo's per-mount options say them): `POINT (OPTIONS)` each, for a hint.
+fn lacking(table: &[(&str, &str)], points: &[(&str, &[&str])]) -> Vec<String> {
+    points
+        .iter()
+        .filter_map(|(point, flags)| {
+            let options = options_at(table, point)?;
+            let has = |flag: &&str| options.split(',').any(|option| option == *flag);
+            (!flags.iter().all(has))
+                .then(|| format!("{point} ({options}, not {})", flags.join(",")))
+        })
+        .collect()
+}
+
 /// Where a container's mounts may be: its root, and its own filesystems below it.
 const OWN_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
 
@@ -847,7 +861,7 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
     // The mounts at / and outside the container's own filesystems, and /sys's and
     // /proc/sys's: a few lines, where the host's whole table would be dozens.
     let script = "stat -c '%d:%i' / /..; awk '$5 !~ \"^/(proc|sys|dev|tmp)/\" || \
-                  $5 == \"/proc/sys\" { print $5, $6 }' /proc/self/mountinfo";
+                  $5 ~ \"^/(proc/sys|dev/pts|dev/shm)$\" { print $5, $6 }' /proc/self/mountinfo";
     let ran = run(program, &["run", "sh", "-c", script])?;
     ran.expect(
         ran.outcome.status == 0,
@@ -887,6 +901,28 @@ fn filesystems_of_its_own(program: &Path) -> Result<(), Failure> {
                 true => "no other mount point".to_string(),
                 false => format!("host mount points such as {}", foreign[0]),
             }
+        ),
+    )?;
+    // Each filesystem of its own without what no program there needs: set-user-ID bits,
+    // device files, programs to run (chapter 4, Part 2: The code).
+    let (all, no_exec) = (&["nosuid", "nodev", "noexec"][..], &["nosuid", "noexec"][..]);
+    let flags = [
+        ("/proc", all),
+        ("/sys", all),
+        ("/dev", no_exec),
+        ("/dev/pts", no_exec),
+        ("/dev/shm", all),
+        ("/tmp", &["nosuid", "nodev"][..]),
+    ];
+    let lax = lacking(&table, &flags);
+    ran.expect(
+        lax.is_empty(),
+        "/proc, /sys and /dev/shm nosuid,nodev,noexec; /dev and /dev/pts nosuid,noexec; /tmp \
+         nosuid,nodev",
+        &format!(
+            "mounted without all of its flags: {}: give mount_fs each mount's MS_NOSUID, \
+             MS_NODEV and MS_NOEXEC as mount_filesystems lists them, or-ed with |, not &",
+            lax.join("; ")
         ),
     )?;
     ran.expect(
@@ -1083,7 +1119,7 @@ fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
     )?;
     // And the mounts of the paths hidden or read-only: a few lines of the mount table.
     let script = "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l; \
-                  awk '$5 ~ \"^/(sys/firmware|proc/(bus|fs|irq|sys))$\" { print $5, $6 }' \
+                  awk '$5 ~ \"^/(sys/firmware|proc/(acpi|bus|fs|irq|sys))?$\" { print $5, $6 }' \
                   /proc/self/mountinfo";
     let ran = run(program, &["run", "sh", "-c", script])?;
     let mut lines = ran.output().lines();
@@ -1101,6 +1137,31 @@ fn host_paths_and_layer(program: &Path) -> Result<(), Failure> {
         "/sys/firmware's tmpfs mounted ro",
         "the masked directories are writable: hide them under a read-only tmpfs, MS_RDONLY, \
          else the container may write there (touch /sys/firmware/x)",
+    )?;
+    // The hidden directories' tmpfs, as the rest of /sys: nothing to run, no device, no
+    // set-user-ID bit there.
+    let all = &["nosuid", "nodev", "noexec"][..];
+    let lax = lacking(&table, &[("/sys/firmware", all), ("/proc/acpi", all)]);
+    ran.expect(
+        lax.is_empty(),
+        "/sys/firmware's tmpfs (and /proc/acpi's, where there is one) nosuid,nodev,noexec",
+        &format!(
+            "mounted without all of its flags: {}: a masked directory's tmpfs takes \
+             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC",
+            lax.join("; ")
+        ),
+    )?;
+    // The layer at /: nodev, so that a device file shipped in the rootfs opens nothing
+    // (chapter 4, Part 4: Device files in the rootfs).
+    let lax = lacking(&table, &[("/", &["nodev"])]);
+    ran.expect(
+        lax.is_empty(),
+        "/ mounted nodev",
+        &format!(
+            "mounted without all of its flags: {}: mount the layer's overlay MS_NODEV (and its \
+             tmpfs), else a device file shipped in the rootfs opens the host's device",
+            lax.join("; ")
+        ),
     )?;
     let writable: Vec<&str> = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"]
         .into_iter()

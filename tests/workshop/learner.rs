@@ -31,6 +31,7 @@ pub fn check_stage(
     stage: &checks::Stage,
     program: &Path,
     lent: Option<(&str, &ws::Lent)>,
+    unit_tests: Option<&UnitTests>,
     out: &mut dyn Write,
 ) -> Verdict {
     let mut notes: Vec<String> = lent.map(|(note, _)| note.to_string()).into_iter().collect();
@@ -42,7 +43,8 @@ pub fn check_stage(
         (true, WithoutRoot::AllBut(what)) => notes.push(format!("all but {what}")),
         _ => {}
     }
-    match (stage.check)(program) {
+    let checked = (stage.check)(program).and_then(|()| unit_tests.map_or(Ok(()), UnitTests::run));
+    match checked {
         Ok(()) => {
             let notes = match notes.is_empty() {
                 true => String::new(),
@@ -57,6 +59,49 @@ pub fn check_stage(
             report(&Failure { saw, ..failure }, stage.read, out);
             Verdict::Failed
         }
+    }
+}
+
+/// The unit tests that the skeleton keeps from the reference, for a stage whose pieces they
+/// test (`seccomp::tests` for 4.6's): run after the stage's check, on the same code.
+pub struct UnitTests {
+    /// The test program that `cargo test` built of the step checked.
+    pub program: PathBuf,
+    /// The modules to run, as libtest's filters: `seccomp::tests::`.
+    pub modules: Vec<String>,
+    /// The step: `cargo test --bin stepN …`, as the learner would type it.
+    pub step: u8,
+}
+
+impl UnitTests {
+    /// Ok if every test of the modules passes; else the failure, with libtest's report of the
+    /// tests that failed, each with its assertion's message.
+    fn run(&self) -> Result<(), Failure> {
+        let shown = format!("cargo test --bin step{} {}", self.step, self.modules.join(" "));
+        let output = std::process::Command::new(&self.program)
+            .args(&self.modules)
+            .args(["--quiet", "--test-threads=1"])
+            .output();
+        let (passed, text) = match output {
+            Ok(output) => (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            ),
+            Err(error) => (false, format!("cannot run {}: {error}", self.program.display())),
+        };
+        if passed {
+            return Ok(());
+        }
+        // libtest's report: from the first test's output to the list of those that failed.
+        let report = text.find("\n---- ").map_or(text.as_str(), |at| &text[at + 1..]);
+        Err(Failure {
+            ran: shown,
+            expected: "every unit test of the stage's pieces passes".to_string(),
+            saw: report.trim_end().to_string(),
+            hint: "a unit test of your piece fails: its name, and its assertion's message, say                    what the piece must do (the tests are in the file's tests.rs, beside it)"
+                .to_string(),
+        })
     }
 }
 
@@ -76,6 +121,7 @@ struct StagePlan {
     stage: &'static checks::Stage,
     program: PathBuf,
     lent: Option<(String, ws::Lent)>,
+    unit_tests: Option<UnitTests>,
 }
 
 impl Learner {
@@ -163,25 +209,43 @@ impl Learner {
         let _ = fs::remove_dir_all(&lent_dir);
         let mut bins = Vec::new();
         let mut plan = Vec::new();
+        // Each stage's program, the modules of unit tests of its pieces, and its step, in the
+        // plan's order; the bins whose unit tests to build, in each package.
+        let (mut tested, mut own_tests, mut lent_tests) = (Vec::new(), Vec::new(), Vec::new());
         for &step in steps {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
                 let lent = ws::lend_other_pieces(&files, stage.id);
+                let modules = ws::unit_tests_of(&files, stage.id);
                 if lent.stages.is_empty() {
-                    let program = ws::bin(&self.target, &format!("step{step}"));
-                    stages.push(StagePlan { stage, program, lent: None });
+                    let name = format!("step{step}");
+                    if !modules.is_empty() {
+                        own_tests.push(name.clone());
+                    }
+                    let program = ws::bin(&self.target, &name);
+                    stages.push(StagePlan { stage, program, lent: None, unit_tests: None });
+                    tested.push((name, modules, step));
                     continue;
                 }
                 let name = format!("step{step}-lent-{}", stage.id.dashed());
                 ws::write(&lent_dir.join(&name), &lent.files);
                 bins.push((name.clone(), name.clone()));
+                if !modules.is_empty() {
+                    lent_tests.push(name.clone());
+                }
                 let note = format!(
                     "{} lent from the reference for this check",
                     ws::stage_list(&lent.stages)
                 );
                 let program = ws::bin(&self.target, &name);
-                stages.push(StagePlan { stage, program, lent: Some((note, lent)) });
+                stages.push(StagePlan {
+                    stage,
+                    program,
+                    lent: Some((note, lent)),
+                    unit_tests: None,
+                });
+                tested.push((name, modules, step));
             }
             plan.push(StepPlan { step, stages });
         }
@@ -191,6 +255,25 @@ impl Learner {
             ws::build(&lent_dir, &self.target).map_err(|error| {
                 format!("cannot build your code with the other stages' pieces lent:\n{error}")
             })?;
+        }
+        // The unit tests of each stage that has some, built of the same code as its program.
+        let mut programs = Vec::new();
+        own_tests.dedup(); // a bin the learner's own step serves more than one stage
+        for (dir, names) in [(&self.yours, &own_tests), (&lent_dir, &lent_tests)] {
+            if !names.is_empty() {
+                programs.extend(
+                    ws::build_unit_tests(dir, &self.target, names).map_err(|error| {
+                        format!("your code's unit tests do not build:\n{error}")
+                    })?,
+                );
+            }
+        }
+        let planned = plan.iter_mut().flat_map(|step| step.stages.iter_mut());
+        for (planned, (name, modules, step)) in planned.zip(tested) {
+            let program = programs.iter().find(|(built, _)| *built == name);
+            planned.unit_tests = program
+                .filter(|_| !modules.is_empty())
+                .map(|(_, program)| UnitTests { program: program.clone(), modules, step });
         }
         Ok(plan)
     }
@@ -236,9 +319,9 @@ impl Learner {
                 .filter(|planned| only.is_none_or(|id| planned.stage.id == id))
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
-            for StagePlan { stage, program, lent } in &stages {
+            for StagePlan { stage, program, lent, unit_tests } in &stages {
                 let lent = lent.as_ref().map(|(note, lent)| (note.as_str(), lent));
-                match check_stage(stage, program, lent, out) {
+                match check_stage(stage, program, lent, unit_tests.as_ref(), out) {
                     Verdict::Passed => passed += 1,
                     Verdict::NeedsRoot => need_root += 1,
                     Verdict::Failed => break,

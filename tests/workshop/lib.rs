@@ -300,13 +300,42 @@ pub fn manifest(name: &str, bins: &[(String, String)], debug: bool) -> String {
 /// who ran sudo, and gives `dir` and `target` back to them: root-owned files in a learner's
 /// checkout would stop their next build. The error is cargo's output.
 pub fn build(dir: &Path, target: &Path) -> Result<(), String> {
+    cargo(dir, target, &["build"]).map(drop)
+}
+
+/// Build the unit tests of the package's `bins` in `dir` (`cargo test --no-run`), as `build`
+/// builds: each bin's name and its test program.
+pub fn build_unit_tests(
+    dir: &Path,
+    target: &Path,
+    bins: &[String],
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut args = vec!["test", "--no-run", "--message-format=json"];
+    for bin in bins {
+        args.extend(["--bin", bin]);
+    }
+    let messages = cargo(dir, target, &args)?;
+    // One JSON message a line; an artifact's names its target, then its executable.
+    let artifact =
+        regex::Regex::new(r#""target":\{.*?"name":"([^"]+)".*"executable":"([^"]+)""#).unwrap();
+    Ok(messages
+        .lines()
+        .filter_map(|line| artifact.captures(line))
+        .map(|found| (found[1].to_string(), PathBuf::from(&found[2])))
+        .collect())
+}
+
+/// Run `cargo SUBCOMMAND ARGS…` on the package in `dir`, into `target`, as `build` says: its
+/// standard output, or its errors.
+fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<String, String> {
     fs::copy(Path::new(PROJECT).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     fs::create_dir_all(target).unwrap();
     give_back(dir);
     give_back(target);
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .args(args)
+        .args(["--offline", "--quiet", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
@@ -319,10 +348,26 @@ pub fn build(dir: &Path, target: &Path) -> Result<(), String> {
     }
     let output = cargo.output().map_err(|error| format!("cannot run cargo: {error}"))?;
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// The modules of unit tests, in a step's `files`, that test stage `stage`'s pieces: for a
+/// piece in `seccomp.rs`, `seccomp::tests`, where `seccomp/tests.rs` is. The skeleton keeps
+/// the reference's unit tests, and `just check` runs these for the stage.
+pub fn unit_tests_of(files: &Files, stage: StageId) -> Vec<String> {
+    let mut modules: Vec<String> = PIECES
+        .iter()
+        .filter(|piece| piece.stage == stage)
+        .filter_map(|piece| piece.file.strip_suffix(".rs"))
+        .filter(|module| files.contains_key(&format!("{module}/tests.rs")))
+        .map(|module| format!("{}::tests::", module.replace('/', "::")))
+        .collect();
+    modules.sort();
+    modules.dedup();
+    modules
 }
 
 /// The learner who ran us through sudo: their UID, GID and home. None when not under sudo.
