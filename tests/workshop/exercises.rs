@@ -311,9 +311,21 @@ pub struct Mistake {
 
 /// The runtime that never waits for its container (steps 1 to 3's `parent`): it returns 0 at
 /// once, and leaves the container running.
-const NO_WAIT_FROM: &str = "let status = narrate!(waitpid(child, None)).wrap_err(\"cannot wait for \
-                            the container\")?;\n    Ok(ExitCode::from(exit_code(status)))";
-const NO_WAIT_TO: &str = "let _ = child;\n    Ok(ExitCode::SUCCESS)";
+/// The runtime that never waits for its container (steps 1 to 3's `parent`, no piece): it
+/// returns 0 at once, and leaves the container running. `stage`, the first of its step,
+/// catches it.
+const fn never_waits(stage: &str) -> Mistake {
+    Mistake {
+        stage: StageId::of(stage),
+        what: "the runtime never waits for its container, and returns 0 at once",
+        file: "main.rs",
+        function: "parent",
+        from: "let status = narrate!(waitpid(child, None)).wrap_err(\"cannot wait for the \
+               container\")?;\n    Ok(ExitCode::from(exit_code(status)))",
+        to: "let _ = child;\n    Ok(ExitCode::SUCCESS)",
+        says: "did not wait",
+    }
+}
 
 impl Mistake {
     /// Whether only a check run as root can see this mistake: without root, the net maps one
@@ -380,15 +392,7 @@ pub const MISTAKES: &[Mistake] = &[
         to: "WaitStatus::Signaled(..) => 1,",
         says: "128 + N",
     },
-    Mistake {
-        stage: StageId::of("1.1"),
-        what: "the runtime never waits for its child, and returns 0 at once",
-        file: "main.rs",
-        function: "parent",
-        from: NO_WAIT_FROM,
-        to: NO_WAIT_TO,
-        says: "did not wait",
-    },
+    never_waits("1.1"),
     Mistake {
         stage: StageId::of("1.2"),
         what: "the child starts the command and waits, instead of becoming it",
@@ -479,16 +483,7 @@ pub const MISTAKES: &[Mistake] = &[
         to: "",
         says: "CLONE_NEWNET",
     },
-    // The runtime's side again (no piece): 2.1's check, the first of step 2, catches it.
-    Mistake {
-        stage: StageId::of("2.1"),
-        what: "the runtime never waits for its container, and returns 0 at once",
-        file: "main.rs",
-        function: "parent",
-        from: NO_WAIT_FROM,
-        to: NO_WAIT_TO,
-        says: "did not wait",
-    },
+    never_waits("2.1"),
     Mistake {
         stage: StageId::of("2.2"),
         what: "the mounts left shared",
@@ -644,16 +639,7 @@ pub const MISTAKES: &[Mistake] = &[
         to: "eyre!(\"no root filesystem: {problem}\")",
         says: "must name the --rootfs",
     },
-    // The runtime's side (no piece): 3.1's check, the first of step 3, catches it.
-    Mistake {
-        stage: StageId::of("3.1"),
-        what: "the runtime never waits for its container, and returns 0 at once",
-        file: "main.rs",
-        function: "parent",
-        from: NO_WAIT_FROM,
-        to: NO_WAIT_TO,
-        says: "did not wait",
-    },
+    never_waits("3.1"),
     Mistake {
         stage: StageId::of("3.2"),
         what: "the bind mount left out",
