@@ -58,9 +58,12 @@ fn pids_limit_stops_a_fork_loop() {
 /// A quarter of a CPU: a busy loop gets a quarter of a CPU's time, however long it waits
 /// for it. Measured by the loop's own CPU time over its wall time (busybox's `time`): a
 /// busy machine can lower that share, never raise it, so the bound is the limit's alone.
+/// The loop runs for 2 to 3 seconds of wall time, not a count of turns, which a fast machine
+/// finishes in too little CPU time to judge.
 #[test]
 fn cpus_limit_slows_a_busy_loop() {
-    let script = "time sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'";
+    let script = "time sh -c 'end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do \
+                  i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done'";
     let run = STEP5.run(&["run", "--cpus", "0.25", "sh", "-c", script]);
     assert_eq!(run.status, 0, "{}", run.transcript);
     // "real\t0m 3.24s", "user\t0m 0.82s", "sys\t0m 0.00s"
