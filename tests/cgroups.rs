@@ -56,24 +56,12 @@ fn pids_limit_stops_a_fork_loop() {
 }
 
 /// A quarter of a CPU: a busy loop gets a quarter of a CPU's time, however long it waits
-/// for it. Measured by the loop's own CPU time over its wall time (busybox's `time`): a
-/// busy machine can lower that share, never raise it, so the bound is the limit's alone.
-/// The loop runs for 2 to 3 seconds of wall time, not a count of turns, which a fast machine
-/// finishes in too little CPU time to judge.
+/// for it (`common::cpu_and_wall_time` says how that is measured).
 #[test]
 fn cpus_limit_slows_a_busy_loop() {
-    let script = "time sh -c 'end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do \
-                  i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done'";
-    let run = STEP5.run(&["run", "--cpus", "0.25", "sh", "-c", script]);
+    let run = STEP5.run(&["run", "--cpus", "0.25", "sh", "-c", common::BUSY_LOOP]);
     assert_eq!(run.status, 0, "{}", run.transcript);
-    // "real\t0m 3.24s", "user\t0m 0.82s", "sys\t0m 0.00s"
-    let seconds = |name: &str| -> f64 {
-        let line = run.output.lines().find(|line| line.starts_with(name)).unwrap();
-        let (minutes, seconds) = line[name.len()..].trim().split_once("m ").unwrap();
-        let seconds = seconds.trim_end_matches('s');
-        minutes.parse::<f64>().unwrap() * 60.0 + seconds.parse::<f64>().unwrap()
-    };
-    let (real, cpu) = (seconds("real"), seconds("user") + seconds("sys"));
+    let (cpu, real) = common::cpu_and_wall_time(&run.output).expect("busybox's time");
     assert!(cpu > 0.3, "too little work to judge: {cpu:.2} s of CPU\n{}", run.transcript);
     let share = cpu / real;
     assert!(share < 0.35, "{share:.2} of a CPU with --cpus 0.25:\n{}", run.transcript);

@@ -57,3 +57,23 @@ pub fn memory_on_cgroup_v1() -> bool {
         line.contains(" - cgroup ") && line.split([' ', ',']).any(|word| word == "memory")
     })
 }
+
+/// A busy loop for 2 to 3 seconds of wall time, timed by busybox's `time`: what a CPU limit
+/// is judged by. Wall time, not a count of turns, which a fast machine finishes in too little
+/// CPU time to judge.
+pub const BUSY_LOOP: &str = "time sh -c 'end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; \
+                             do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done'";
+
+/// From `BUSY_LOOP`'s output: the CPU time it had (user and system) and its wall time, in
+/// seconds. Its share of a CPU is the one over the other: a busy machine can lower that share,
+/// never raise it, so a bound on it is the limit's alone.
+pub fn cpu_and_wall_time(output: &str) -> Option<(f64, f64)> {
+    // "real\t0m 3.24s", "user\t0m 0.82s", "sys\t0m 0.00s"
+    let seconds = |name: &str| -> Option<f64> {
+        let line = output.lines().find(|line| line.starts_with(name))?;
+        let (minutes, seconds) = line[name.len()..].trim().split_once("m ")?;
+        let seconds: f64 = seconds.trim_end_matches('s').parse().ok()?;
+        Some(minutes.parse::<f64>().ok()? * 60.0 + seconds)
+    };
+    Some((seconds("user")? + seconds("sys")?, seconds("real")?))
+}

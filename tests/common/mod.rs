@@ -35,7 +35,9 @@ mod transcript;
 #[allow(unused_imports)] // each test file uses its own part of what is re-exported here
 pub use {
     attack_rootfs::attack_rootfs,
-    cgroups::{memory_on_cgroup_v1, own_memory_cgroup, workbook_cgroups},
+    cgroups::{
+        BUSY_LOOP, cpu_and_wall_time, memory_on_cgroup_v1, own_memory_cgroup, workbook_cgroups,
+    },
     host::{HostState, mount_table, run_on_shared_root},
     project::{PROJECT, require_root, require_rootfs, scratch_dir},
     redactions::{REDACTIONS, redact, redact_with},

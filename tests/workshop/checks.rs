@@ -1395,13 +1395,23 @@ fn limits_enforced(program: &Path) -> Result<(), Failure> {
             }
         },
     )?;
-    let ran = run(program, &["run", "--cpus", "0.5", "true"])?;
+    // A quarter of a CPU: a busy loop's share of one, which a busy machine can only lower.
+    let ran = run(program, &["run", "--cpus", "0.25", "sh", "-c", common::BUSY_LOOP])?;
+    let quota = "cpu.max is \"QUOTA PERIOD\" in microseconds, a period of 100000 and a \
+                 quarter of it for 0.25 CPUs (v1: cpu.cfs_quota_us and cpu.cfs_period_us)";
     ran.expect(
         ran.outcome.status == 0,
-        "exit status 0: half a CPU set, true ran",
-        "the CPU limit was refused (its error is above): cpu.max is \"QUOTA PERIOD\" in \
-         microseconds, a period of 100000 and half of it for 0.5 CPUs (v1: cpu.cfs_quota_us \
-         and cpu.cfs_period_us)",
+        "exit status 0: a quarter of a CPU set, the loop ran",
+        &format!("the CPU limit was refused (its error is above): {quota}"),
+    )?;
+    let share = common::cpu_and_wall_time(ran.output()).map(|(cpu, real)| cpu / real);
+    ran.expect(
+        share.is_some_and(|share| share < 0.35),
+        "less than 0.35 of a CPU for the loop, its CPU time over its wall time",
+        &format!(
+            "the loop had {:.2} of a CPU with --cpus 0.25: the quota is wrong, {quota}",
+            share.unwrap_or(f64::NAN)
+        ),
     )
 }
 

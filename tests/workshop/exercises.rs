@@ -1091,6 +1091,15 @@ pub const MISTAKES: &[Mistake] = &[
         says: "in each tree",
     },
     Mistake {
+        stage: StageId::of("5.1"),
+        what: "the CPU quota a sum, not a product: a whole period, a whole CPU",
+        file: "cgroup.rs",
+        function: "limit_files",
+        from: "let quota = (cpus * period as f64).round() as u64;",
+        to: "let quota = (cpus + period as f64).round() as u64;",
+        says: "the quota is wrong",
+    },
+    Mistake {
         stage: StageId::of("5.2"),
         what: "the child never joins the cgroup",
         file: "cgroup.rs",
