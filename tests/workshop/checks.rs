@@ -1300,17 +1300,20 @@ fn streams_of_its_own(program: &Path) -> Result<(), Failure> {
     )?;
     // On a terminal (script(1) gives the run one): the container's own, in its /dev/pts, and
     // its controlling terminal, which /dev/tty opens.
-    let inner = "tty; : < /dev/tty && echo controlling";
+    let inner =
+        "tty; readlink /proc/self/fd/1; readlink /proc/self/fd/2; : < /dev/tty && echo controlling";
     let shown = format!("script -qec \"just yours 4 run sh -c '{inner}'\" /dev/null");
     let command = format!("{step} run sh -c '{inner}'");
     let ran = run_shown(shown, Path::new("script"), &["-qec", &command, "/dev/null"])?;
     // (script(1) writes \r\n, and ends its input with a key that the terminal echoes: ^@ or ^D.)
     let said = |what: &str| ran.output().lines().any(|line| line.trim_end().ends_with(what));
+    let on_it = ran.output().lines().filter(|line| line.trim_end().ends_with("/dev/pts/0"));
     ran.expect(
-        said("/dev/pts/0"),
-        "/dev/pts/0: a terminal of its own, the first of the container's devpts",
+        on_it.count() == 3,
+        "/dev/pts/0 three times: a terminal of its own, the first of the container's devpts, \
+         on stdin (tty), stdout and stderr (readlink)",
         "when a stream is on the caller's terminal, init makes a terminal of its own \
-         (make_console) and puts it there",
+         (make_console) and puts it on each such stream: 0, 1 and 2, each its own dup2",
     )?;
     ran.expect(
         said("controlling"),

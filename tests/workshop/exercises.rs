@@ -1055,6 +1055,15 @@ pub const MISTAKES: &[Mistake] = &[
         says: "TIOCSCTTY",
     },
     Mistake {
+        stage: StageId::of("4.7"),
+        what: "stdout's arm left out: on a terminal, stdout gets stderr's dup2",
+        file: "stdio.rs",
+        function: "make_console",
+        from: "            1 => dup2_stdout(&terminal),\n",
+        to: "",
+        says: "each its own dup2",
+    },
+    Mistake {
         stage: StageId::of("5.1"),
         what: "pids.max not written",
         file: "cgroup.rs",
