@@ -102,6 +102,22 @@ descendants() {
 # program cannot unmount, pivot or hide what it sees, it looks at the stand-in before the run
 # and after it, and writes the harm it sees to REPORT. It and the stand-in's PID 1 speak
 # through the FIFOs up and down in the directory $1: ready, go; ended, finished.
+# Remove the cgroup $1 once nothing is in it. The stand-in's processes die after its PID 1,
+# each in its own time (a busy machine's take longest), and a cgroup that still holds one, even
+# dying, refuses rmdir: kill what is left, then try again, for 5 s at most.
+remove_cgroup() {
+    local tries=0 pid
+    until rmdir "$1" 2>/dev/null || [ ! -d "$1" ]; do
+        while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$1/cgroup.procs"
+        tries=$((tries + 1))
+        if [ "$tries" -ge 100 ]; then
+            echo "safety net: error: cannot remove its cgroup $1: remove it by hand (rmdir)" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
 observe() {
     trap : INT TERM # Ctrl-C is for the program; the observer still has to report
     exec 7<"$1/up" 8>"$1/down"
@@ -206,15 +222,15 @@ if [ "${BYOC_NET_INSIDE:-}" != 1 ]; then
         echo $$ >"${dir%/*}/cgroup.procs" 2>/dev/null
         while IFS= read -r left; do
             echo "harm your program left the cgroup ${left#"$dir"/} behind (removed now)" >>"$report"
-            rmdir "$left" 2>/dev/null
+            remove_cgroup "$left"
         done < <(find "$dir" -mindepth 1 -depth -type d 2>/dev/null)
-        rmdir "$dir" 2>/dev/null
+        remove_cgroup "$dir"
     done
     for left in /sys/fs/cgroup/byoc /sys/fs/cgroup/byoc/byoc-*; do # in the order ls -d gave
         [ -d "$left" ] || continue # an unmatched pattern, or no byoc/
         case "$v2_byoc_before" in *"$left"*) continue ;; esac
         echo "harm your program left the cgroup $left behind (removed now)" >>"$report"
-        rmdir "$left" 2>/dev/null
+        rmdir "$left" 2>/dev/null # beside the stand-in's: another container's may be in it
     done
     rmdir /sys/fs/cgroup/byoc-net 2>/dev/null
     grep -q '^status ' "$report" || echo "status $status" >>"$report"
