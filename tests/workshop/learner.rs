@@ -119,8 +119,13 @@ struct StepPlan {
 /// if it is not.
 struct StagePlan {
     stage: &'static checks::Stage,
+    /// The bin the program is, in the learner's package or in the one with pieces lent.
+    bin: String,
     program: PathBuf,
     lent: Option<(String, ws::Lent)>,
+    /// The modules of unit tests of the stage's pieces (`ws::unit_tests_of`), and, once built,
+    /// the program that runs them.
+    modules: Vec<String>,
     unit_tests: Option<UnitTests>,
 }
 
@@ -209,43 +214,26 @@ impl Learner {
         let _ = fs::remove_dir_all(&lent_dir);
         let mut bins = Vec::new();
         let mut plan = Vec::new();
-        // Each stage's program, the modules of unit tests of its pieces, and its step, in the
-        // plan's order; the bins whose unit tests to build, in each package.
-        let (mut tested, mut own_tests, mut lent_tests) = (Vec::new(), Vec::new(), Vec::new());
         for &step in steps {
             let files = ws::read(&self.yours.join(format!("step{step}")));
             let mut stages = Vec::new();
             for stage in checks::of_step(step) {
                 let lent = ws::lend_other_pieces(&files, stage.id);
+                let (bin, lent) = if lent.stages.is_empty() {
+                    (format!("step{step}"), None)
+                } else {
+                    let name = format!("step{step}-lent-{}", stage.id.dashed());
+                    ws::write(&lent_dir.join(&name), &lent.files);
+                    bins.push((name.clone(), name.clone()));
+                    let note = format!(
+                        "{} lent from the reference for this check",
+                        ws::stage_list(&lent.stages)
+                    );
+                    (name, Some((note, lent)))
+                };
+                let program = ws::bin(&self.target, &bin);
                 let modules = ws::unit_tests_of(&files, stage.id);
-                if lent.stages.is_empty() {
-                    let name = format!("step{step}");
-                    if !modules.is_empty() {
-                        own_tests.push(name.clone());
-                    }
-                    let program = ws::bin(&self.target, &name);
-                    stages.push(StagePlan { stage, program, lent: None, unit_tests: None });
-                    tested.push((name, modules, step));
-                    continue;
-                }
-                let name = format!("step{step}-lent-{}", stage.id.dashed());
-                ws::write(&lent_dir.join(&name), &lent.files);
-                bins.push((name.clone(), name.clone()));
-                if !modules.is_empty() {
-                    lent_tests.push(name.clone());
-                }
-                let note = format!(
-                    "{} lent from the reference for this check",
-                    ws::stage_list(&lent.stages)
-                );
-                let program = ws::bin(&self.target, &name);
-                stages.push(StagePlan {
-                    stage,
-                    program,
-                    lent: Some((note, lent)),
-                    unit_tests: None,
-                });
-                tested.push((name, modules, step));
+                stages.push(StagePlan { stage, bin, program, lent, modules, unit_tests: None });
             }
             plan.push(StepPlan { step, stages });
         }
@@ -256,26 +244,39 @@ impl Learner {
                 format!("cannot build your code with the other stages' pieces lent:\n{error}")
             })?;
         }
-        // The unit tests of each stage that has some, built of the same code as its program.
+        self.build_unit_tests(&mut plan, &lent_dir)?;
+        Ok(plan)
+    }
+
+    /// The unit tests of each stage of `plan` whose pieces have some, built of the same code as
+    /// the stage's program: one `cargo test --no-run` for each package, the learner's own and
+    /// the one with pieces lent in `lent_dir`.
+    fn build_unit_tests(&self, plan: &mut [StepPlan], lent_dir: &Path) -> Result<(), String> {
         let mut programs = Vec::new();
-        own_tests.dedup(); // a bin the learner's own step serves more than one stage
-        for (dir, names) in [(&self.yours, &own_tests), (&lent_dir, &lent_tests)] {
-            if !names.is_empty() {
-                programs.extend(
-                    ws::build_unit_tests(dir, &self.target, names).map_err(|error| {
-                        format!("your code's unit tests do not build:\n{error}")
-                    })?,
-                );
+        for (dir, lent) in [(self.yours.as_path(), false), (lent_dir, true)] {
+            let mut bins: Vec<String> = plan
+                .iter()
+                .flat_map(|step| &step.stages)
+                .filter(|planned| !planned.modules.is_empty() && planned.lent.is_some() == lent)
+                .map(|planned| planned.bin.clone())
+                .collect();
+            bins.dedup(); // a bin the learner's own step serves more than one stage
+            if !bins.is_empty() {
+                let built = ws::build_unit_tests(dir, &self.target, &bins)
+                    .map_err(|error| format!("your code's unit tests do not build:\n{error}"))?;
+                programs.extend(built);
             }
         }
-        let planned = plan.iter_mut().flat_map(|step| step.stages.iter_mut());
-        for (planned, (name, modules, step)) in planned.zip(tested) {
-            let program = programs.iter().find(|(built, _)| *built == name);
-            planned.unit_tests = program
-                .filter(|_| !modules.is_empty())
-                .map(|(_, program)| UnitTests { program: program.clone(), modules, step });
+        for planned in plan.iter_mut().flat_map(|step| step.stages.iter_mut()) {
+            let program = programs.iter().find(|(bin, _)| *bin == planned.bin);
+            planned.unit_tests =
+                program.filter(|_| !planned.modules.is_empty()).map(|(_, program)| UnitTests {
+                    program: program.clone(),
+                    modules: planned.modules.clone(),
+                    step: planned.stage.id.step,
+                });
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// Check the learner's steps (`what`: a step, a stage, or every step started), stage by
@@ -319,7 +320,7 @@ impl Learner {
                 .filter(|planned| only.is_none_or(|id| planned.stage.id == id))
                 .collect();
             let (mut passed, mut need_root) = (0, 0);
-            for StagePlan { stage, program, lent, unit_tests } in &stages {
+            for StagePlan { stage, program, lent, unit_tests, .. } in &stages {
                 let lent = lent.as_ref().map(|(note, lent)| (note.as_str(), lent));
                 match check_stage(stage, program, lent, unit_tests.as_ref(), out) {
                     Verdict::Passed => passed += 1,
